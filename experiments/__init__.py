@@ -1,0 +1,1 @@
+"""The ``codesign`` command line, sweeps and reports."""

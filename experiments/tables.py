@@ -1,0 +1,40 @@
+"""Plain-text tables for the command line."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from models.report import LayerReport
+
+STORAGE_HEADER = (
+    "layer", "shape", "nnz", "idx b/w", "val b/w", "total bits", "x dense", "x CSR", "lossless",
+)
+
+
+def render(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """Left-aligned first column, right-aligned others, columns sized to fit."""
+    cells = [list(map(str, header))] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+
+    def line(row: list[str]) -> str:
+        first = row[0].ljust(widths[0])
+        rest = [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+        return "  ".join([first, *rest])
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(cells[0]), rule, *(line(r) for r in cells[1:])])
+
+
+def storage_row(report: LayerReport, label: str | None = None) -> list[object]:
+    """One row of :data:`STORAGE_HEADER` for a layer report."""
+    return [
+        label or report.name,
+        "x".join(map(str, report.shape)) if report.layers == 1 else f"{report.layers} layers",
+        report.nnz,
+        f"{report.index_bits_per_weight:.3f}",
+        f"{report.value_bits_per_weight:.3f}",
+        report.total_bits,
+        f"{report.ratio_vs_dense:.2f}",
+        f"{report.ratio_vs_csr:.2f}",
+        "yes" if report.lossless else "no",
+    ]

@@ -1,0 +1,1 @@
+"""Amaranth decoder components elaborated from the specs of ``models``."""

@@ -1,0 +1,4 @@
+"""Golden models: pruning methods, storage formats, GF(2) algebra and workloads.
+
+Pure numpy/numba; imports nothing of ``hw``, ``sim`` or ``experiments``.
+"""

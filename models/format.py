@@ -1,0 +1,156 @@
+"""The format interface every storage format implements.
+
+A format turns a (pruned) weight matrix W of shape (m, n) — zeros are pruned
+weights — into an :class:`Encoded` bundle of named bit streams, and decodes it back
+using nothing but those streams, the shape and the spec. Size accounting follows the
+closed forms of the project's references and is exact: ``index_bits`` and
+``value_bits`` count every side stream (pointers, padding values, per-group slots).
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Any, ClassVar
+
+import numpy as np
+
+from models.specs import Spec, spec_class
+from models.workloads import check_weights, magnitude_prune
+
+
+class FormatError(ValueError):
+    """An input cannot be stored in a format under the given spec."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Stream:
+    """One stored array of an encoded layer.
+
+    ``data``: 1-D array of stored elements; ``width``: bits per element as stored;
+    ``role``: ``"index"`` (metadata: positions, pointers, masks) or ``"value"``.
+    """
+
+    data: np.ndarray
+    width: int
+    role: str
+
+    @property
+    def bits(self) -> int:
+        """Storage of this stream in bits (elements × width)."""
+        return int(self.data.size) * self.width
+
+
+@dataclasses.dataclass(frozen=True)
+class Encoded:
+    """A layer stored in one format.
+
+    ``shape``: (m, n) of the weight matrix; ``dtype``: dtype of the stored values;
+    ``nnz``: non-zero weights of the encoded input; ``stored_values``: value slots
+    stored (≥ nnz for formats that pad); ``index_bits`` / ``value_bits``: the format's
+    closed-form storage in bits (equal to the sum of the streams of that role).
+    """
+
+    format: str
+    spec: Spec
+    shape: tuple[int, int]
+    dtype: np.dtype
+    streams: dict[str, Stream]
+    nnz: int
+    stored_values: int
+    index_bits: int
+    value_bits: int
+
+    @property
+    def total_bits(self) -> int:
+        """Index plus value storage in bits."""
+        return self.index_bits + self.value_bits
+
+    def stream_bits(self, role: str) -> int:
+        """Sum of the stored bits of the streams of one role (independent of the
+        closed-form accounting)."""
+        return sum(s.bits for s in self.streams.values() if s.role == role)
+
+
+@dataclasses.dataclass(frozen=True)
+class Decoded:
+    """A decoded layer: ``weights`` (m, n) with zeros outside the stored positions and
+    ``mask`` (m, n) bool, True where the format stores a value (a stored value may be
+    zero, e.g. dense storage or a block that is kept)."""
+
+    weights: np.ndarray
+    mask: np.ndarray
+
+
+def value_width(dtype: np.dtype) -> int:
+    """Bits of one stored value of ``dtype``."""
+    return np.dtype(dtype).itemsize * 8
+
+
+def ceil_log2(x: int) -> int:
+    """⌈log2 x⌉ for x ≥ 1 (0 for x = 1)."""
+    if x < 1:
+        raise ValueError(f"ceil_log2 needs x >= 1, got {x}")
+    return int(x - 1).bit_length()
+
+
+class Format(abc.ABC):
+    """A storage format: ``encode`` / ``decode`` plus the pruning structure it needs.
+
+    Subclasses set ``name`` (the spec's ``format_name``) and implement ``_encode`` and
+    ``decode``. ``prune`` gives the structure the format stores best (magnitude
+    pruning by default); encoding itself never changes a weight.
+    """
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+
+    @property
+    def spec_type(self) -> type[Spec]:
+        """The spec class of this format."""
+        return spec_class(self.name)
+
+    def encode(self, weights: np.ndarray, spec: Spec | None = None) -> Encoded:
+        """Store ``weights`` (m, n) under ``spec`` (the spec's defaults when None)."""
+        check_weights(weights)
+        spec = self.spec_type() if spec is None else spec
+        if not isinstance(spec, self.spec_type):
+            raise FormatError(
+                f"format {self.name!r} needs a {self.spec_type.__name__}, "
+                f"got {type(spec).__name__}"
+            )
+        return self._encode(weights, spec)
+
+    @abc.abstractmethod
+    def _encode(self, weights: np.ndarray, spec: Any) -> Encoded:
+        """Encode validated weights."""
+
+    @abc.abstractmethod
+    def decode(self, enc: Encoded) -> Decoded:
+        """Rebuild the matrix from the streams, shape and spec only."""
+
+    def prune(self, weights: np.ndarray, sparsity: float, spec: Spec | None = None) -> np.ndarray:
+        """Prune ``weights`` to ``sparsity`` with the structure this format stores
+        (global magnitude pruning unless a subclass says otherwise)."""
+        return magnitude_prune(weights, sparsity)
+
+    def _bundle(
+        self,
+        weights: np.ndarray,
+        spec: Spec,
+        streams: dict[str, Stream],
+        index_bits: int,
+        value_bits: int,
+    ) -> Encoded:
+        stored = sum(s.data.size for s in streams.values() if s.role == "value")
+        return Encoded(
+            format=self.name,
+            spec=spec,
+            shape=(int(weights.shape[0]), int(weights.shape[1])),
+            dtype=weights.dtype,
+            streams=streams,
+            nnz=int(np.count_nonzero(weights)),
+            stored_values=int(stored),
+            index_bits=int(index_bits),
+            value_bits=int(value_bits),
+        )

@@ -1,0 +1,582 @@
+"""Workloads: the weight matrices the project compresses.
+
+A layer's weight matrix ``W`` has shape ``(out_features, in_features)``: the accelerator
+computes ``Y = W @ X``. Weights come from three sources:
+
+* synthetic matrices (:func:`gaussian`, :func:`laplacian`, :func:`synthetic`), seeded;
+* files (:func:`load_weights`): ``.npz`` or ``.safetensors``;
+* a small trained model (:func:`load_digits_mlp`): a 64-300-100-10 ReLU MLP on
+  scikit-learn's shipped digits dataset, trained once and cached.
+
+Pruning (:func:`magnitude_prune`) and quantization (:func:`quantize_symmetric`) turn them
+into the sparse, integer matrices the formats encode. Every bad input raises
+:class:`WeightsError` (a ``ValueError``) with a one-line message naming the problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import numbers
+import os
+import re
+import tempfile
+import zipfile
+import zlib
+from collections.abc import Callable, Sequence
+from importlib.metadata import version
+from itertools import pairwise
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+import safetensors
+import safetensors.numpy
+
+if TYPE_CHECKING:
+    from sklearn.neural_network import MLPClassifier
+
+
+class WeightsError(ValueError):
+    """A weight matrix, a weights file or a workload parameter is invalid."""
+
+
+# ---------------------------------------------------------------- validation
+
+
+def check_weights(w: Any, name: str = "weights") -> np.ndarray:
+    """Check that ``w`` is a weight matrix and return it unchanged.
+
+    A weight matrix is a 2-D ``np.ndarray`` of shape ``(out_features, in_features)``,
+    both >= 1, with an integer or floating dtype (not bool, complex or object) and
+    only finite values. ``name`` starts every error message.
+    """
+    if not isinstance(w, np.ndarray):
+        raise WeightsError(f"{name}: expected a numpy ndarray, got {type(w).__name__}")
+    if not _is_numeric(w.dtype):
+        raise WeightsError(
+            f"{name}: dtype {w.dtype} is not supported; need an integer or floating dtype"
+        )
+    if w.ndim != 2:
+        raise WeightsError(
+            f"{name}: expected a 2-D array (out_features, in_features), got shape {w.shape}"
+        )
+    if w.size == 0:
+        raise WeightsError(f"{name}: shape {w.shape} is empty; both dimensions must be >= 1")
+    _check_finite(w, name)
+    return w
+
+
+def check_sparsity(s: Any) -> float:
+    """Check a sparsity (fraction of weights zeroed, a number in [0, 1)); return it as float."""
+    ok = isinstance(s, numbers.Real) and not isinstance(s, bool) and math.isfinite(s)
+    if not ok or not 0.0 <= s < 1.0:
+        raise WeightsError(f"sparsity must be a finite number in [0, 1), got {s!r}")
+    return float(s)
+
+
+def _is_numeric(dtype: np.dtype) -> bool:
+    return np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)
+
+
+def _check_finite(w: np.ndarray, name: str) -> None:
+    if not np.issubdtype(w.dtype, np.floating):
+        return
+    bad = ~np.isfinite(w)
+    count = int(np.count_nonzero(bad))
+    if count:
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        raise WeightsError(
+            f"{name}: {count} non-finite value(s) (NaN/inf); first at row {row}, column {col}"
+        )
+
+
+def _check_int(name: str, value: Any, lo: int, hi: int | None = None) -> int:
+    allowed = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+    is_int = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if not is_int or value < lo or (hi is not None and value > hi):
+        raise WeightsError(f"{name} must be an integer in {allowed}, got {value!r}")
+    return int(value)
+
+
+def _check_shape(shape: Any) -> tuple[int, int]:
+    ok = (
+        isinstance(shape, (tuple, list))
+        and len(shape) == 2
+        and all(isinstance(d, numbers.Integral) and not isinstance(d, bool) for d in shape)
+        and all(d >= 1 for d in shape)
+    )
+    if not ok:
+        raise WeightsError(
+            f"shape must be two positive integers (out_features, in_features), got {shape!r}"
+        )
+    return int(shape[0]), int(shape[1])
+
+
+def _check_positive(name: str, value: Any) -> float:
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value <= 0:
+        raise WeightsError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+# ---------------------------------------------------------------- synthetic weights
+
+
+def gaussian(shape: tuple[int, int], seed: int, std: float = 0.05) -> np.ndarray:
+    """Normal(0, ``std``) weights of ``shape`` (out, in), float32, from ``default_rng(seed)``."""
+    rows, cols = _check_shape(shape)
+    rng = np.random.default_rng(_check_int("seed", seed, 0))
+    return rng.normal(0.0, _check_positive("std", std), (rows, cols)).astype(np.float32)
+
+
+def laplacian(shape: tuple[int, int], seed: int, scale: float = 0.05) -> np.ndarray:
+    """Laplace(0, ``scale``) weights of ``shape`` (out, in), float32, from ``default_rng(seed)``.
+
+    Heavier-tailed than :func:`gaussian`, closer to the weights of trained layers.
+    """
+    rows, cols = _check_shape(shape)
+    rng = np.random.default_rng(_check_int("seed", seed, 0))
+    return rng.laplace(0.0, _check_positive("scale", scale), (rows, cols)).astype(np.float32)
+
+
+_SYNTHETIC: dict[str, Callable[[tuple[int, int], int], np.ndarray]] = {
+    "gaussian": gaussian,
+    "laplacian": laplacian,
+}
+
+
+def synthetic(kind: str, shape: tuple[int, int], seed: int) -> np.ndarray:
+    """Synthetic float32 weights of ``shape`` (out, in): ``kind`` is "gaussian" or "laplacian"."""
+    try:
+        make = _SYNTHETIC[kind]
+    except (KeyError, TypeError):
+        raise WeightsError(
+            f"unknown synthetic kind {kind!r}; known kinds: {', '.join(_SYNTHETIC)}"
+        ) from None
+    return make(shape, seed)
+
+
+_SHAPE_RE = re.compile(r"(\d+)[xX](\d+)")
+
+
+def parse_shape(text: str) -> tuple[int, int]:
+    """Parse an "MxN" string such as "4096x4096" into ``(M, N)`` = (out, in), both >= 1."""
+    match = _SHAPE_RE.fullmatch(text.strip()) if isinstance(text, str) else None
+    if match is None or min(int(g) for g in match.groups()) < 1:
+        raise WeightsError(
+            f"shape {text!r} is malformed; expected 'MxN' with positive integers, e.g. '4096x4096'"
+        )
+    return int(match.group(1)), int(match.group(2))
+
+
+# ---------------------------------------------------------------- pruning
+
+
+def magnitude_mask(w: np.ndarray, sparsity: float, scope: str = "global") -> np.ndarray:
+    """Bool mask of ``w``'s shape, True = kept, that zeroes the smallest-|w| weights.
+
+    ``scope="global"`` prunes exactly ``round(sparsity * w.size)`` weights of the whole
+    matrix; ``scope="row"`` prunes ``round(sparsity * n_cols)`` weights of every row.
+    ``round`` is Python's (halves go to the even count). Ties in |w| are broken by
+    position (stable sort: the earlier weight is pruned first).
+    """
+    w = check_weights(w)
+    sparsity = check_sparsity(sparsity)
+    try:
+        make = _MASKS[scope]
+    except (KeyError, TypeError):
+        raise WeightsError(
+            f"scope must be one of {', '.join(map(repr, _MASKS))}; got {scope!r}"
+        ) from None
+    return make(np.abs(w, dtype=np.float64), sparsity)
+
+
+def _global_mask(mags: np.ndarray, sparsity: float) -> np.ndarray:
+    order = np.argsort(mags, axis=None, kind="stable")
+    mask = np.ones(mags.size, dtype=bool)
+    mask[order[: round(sparsity * mags.size)]] = False
+    return mask.reshape(mags.shape)
+
+
+def _row_mask(mags: np.ndarray, sparsity: float) -> np.ndarray:
+    order = np.argsort(mags, axis=1, kind="stable")
+    mask = np.ones(mags.shape, dtype=bool)
+    np.put_along_axis(mask, order[:, : round(sparsity * mags.shape[1])], False, axis=1)
+    return mask
+
+
+_MASKS: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
+    "global": _global_mask,
+    "row": _row_mask,
+}
+
+
+def magnitude_prune(w: np.ndarray, sparsity: float, scope: str = "global") -> np.ndarray:
+    """A copy of ``w`` (same shape and dtype) with its smallest-|w| weights set to +0.
+
+    Which weights are zeroed is given by :func:`magnitude_mask` with the same arguments.
+    """
+    mask = magnitude_mask(w, sparsity, scope)
+    return np.where(mask, w, np.zeros((), dtype=w.dtype))
+
+
+def magnitude_threshold(w: np.ndarray, sparsity: float) -> float:
+    """The smallest |w| kept by global magnitude pruning at ``sparsity`` (units of ``w``).
+
+    Every weight with a smaller magnitude is pruned; weights equal to it may be pruned
+    by the tie rule of :func:`magnitude_mask`. ``inf`` when every weight is pruned.
+    """
+    w = check_weights(w)
+    pruned = round(check_sparsity(sparsity) * w.size)
+    if pruned == w.size:
+        return math.inf
+    return float(np.sort(np.abs(w, dtype=np.float64), axis=None)[pruned])
+
+
+# ---------------------------------------------------------------- quantization
+
+
+def quantize_symmetric(w: np.ndarray, bits: int) -> tuple[np.ndarray, float]:
+    """Uniform symmetric quantization of ``w`` to signed ``bits``-bit integers (2..16).
+
+    Returns ``(q, scale)``: ``q`` has ``w``'s shape, dtype int8 for ``bits <= 8`` else
+    int16, values in ``[-(2**(bits-1) - 1), 2**(bits-1) - 1]``; ``scale`` (units of ``w``
+    per integer step) is ``max|w| / (2**(bits-1) - 1)``, or 1.0 when ``w`` is all zero.
+    ``q * scale`` approximates ``w`` within ``scale / 2``; zeros stay exactly zero.
+    """
+    w = check_weights(w)
+    levels = 2 ** (_check_int("bits", bits, 2, 16) - 1) - 1
+    peak = float(np.max(np.abs(w, dtype=np.float64)))
+    scale = peak / levels if peak > 0 else 1.0
+    q = np.clip(np.rint(w.astype(np.float64) / scale), -levels, levels)
+    return q.astype(np.int8 if bits <= 8 else np.int16), scale
+
+
+# ---------------------------------------------------------------- weights files
+
+_NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
+def load_weights(path: str | Path) -> dict[str, np.ndarray]:
+    """The weight matrices of a ``.npz`` or ``.safetensors`` file, by name, in file order.
+
+    2-D arrays are returned as (out, in); arrays with more dimensions (conv kernels,
+    out x in x kh x kw) are reshaped to ``(shape[0], prod(shape[1:]))``; 0-D and 1-D
+    arrays (biases) are skipped. float16 and bfloat16 arrays become float32; integer
+    and other floating dtypes are kept. Arrays are copies, independent of the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such file")
+    readers = {".npz": _read_npz, ".safetensors": _read_safetensors}
+    reader = readers.get(path.suffix.lower())
+    if reader is None:
+        raise WeightsError(
+            f"{path}: unknown extension {path.suffix!r}; expected one of {', '.join(readers)}"
+        )
+    matrices = {
+        name: _as_matrix(path, name, array)
+        for name, array in reader(path).items()
+        if array.ndim >= 2
+    }
+    if not matrices:
+        raise WeightsError(f"{path}: no weight arrays with 2 or more dimensions")
+    return matrices
+
+
+def _as_matrix(path: Path, name: str, array: np.ndarray) -> np.ndarray:
+    if array.dtype == np.float16:
+        array = array.astype(np.float32)
+    matrix = np.array(array.reshape(array.shape[0], math.prod(array.shape[1:])))
+    return check_weights(matrix, name=f"{path}: array {name!r}")
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    if not zipfile.is_zipfile(path):
+        raise WeightsError(f"{path}: not an .npz file (not a zip archive)")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+    except _NPZ_ERRORS as exc:
+        raise WeightsError(f"{path}: unreadable .npz file: {exc}") from exc
+
+
+def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    try:
+        dtypes = _safetensors_dtypes(path)
+        if "BF16" not in dtypes.values():
+            return safetensors.numpy.load_file(path)
+        raw = dict(safetensors.deserialize(path.read_bytes()))
+    except (safetensors.SafetensorError, OSError) as exc:
+        raise WeightsError(f"{path}: unreadable .safetensors file: {exc}") from exc
+    return {key: _decode_safetensor(raw[key]) for key in dtypes}
+
+
+def _safetensors_dtypes(path: Path) -> dict[str, str]:
+    with safetensors.safe_open(path, framework="np") as f:
+        dtypes = {key: f.get_slice(key).get_dtype() for key in f.offset_keys()}
+    for key, dtype in dtypes.items():
+        if dtype not in _SAFETENSOR_DECODE:
+            raise WeightsError(
+                f"{path}: array {key!r} has unsupported dtype {dtype}; "
+                "need an integer, floating or bfloat16 dtype"
+            )
+    return dtypes
+
+
+def _decode_safetensor(info: dict[str, Any]) -> np.ndarray:
+    data = np.frombuffer(info["data"], dtype=_SAFETENSOR_DECODE[info["dtype"]])
+    if info["dtype"] == "BF16":
+        data = (data.astype("<u4") << 16).view("<f4")
+    return data.reshape(info["shape"])
+
+
+_SAFETENSOR_DECODE = {
+    "BF16": "<u2",
+    "F64": "<f8",
+    "F32": "<f4",
+    "F16": "<f2",
+    "I64": "<i8",
+    "I32": "<i4",
+    "I16": "<i2",
+    "I8": "i1",
+    "U64": "<u8",
+    "U32": "<u4",
+    "U16": "<u2",
+    "U8": "u1",
+    "BOOL": "?",
+    "C64": "<c8",
+}
+
+
+# ---------------------------------------------------------------- the digits MLP
+
+DIGITS_LAYER_SIZES = (64, 300, 100, 10)
+"""Units per layer of the digits MLP: 8x8 pixel inputs, two ReLU hidden layers, 10 classes."""
+
+DIGITS_LAYER_NAMES = ("fc1", "fc2", "fc3")
+
+_MLP_PARAMS: dict[str, Any] = {
+    "hidden_layer_sizes": DIGITS_LAYER_SIZES[1:-1],
+    "activation": "relu",
+    "solver": "adam",
+    "alpha": 1e-4,
+    "batch_size": "auto",
+    "learning_rate_init": 1e-3,
+    "max_iter": 200,
+    "random_state": 0,
+}
+_SPLIT_PARAMS: dict[str, Any] = {"test_size": 0.25, "random_state": 0}
+_FINETUNE_BATCH = 64
+
+
+class DigitsSplit(NamedTuple):
+    """The fixed stratified split of the digits dataset (75 % train, 25 % held out).
+
+    ``x_*`` are float64 arrays of shape (samples, 64), pixel intensities scaled to
+    [0, 1]; ``y_*`` are int arrays of shape (samples,) with the digit 0..9.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def digits_split() -> DigitsSplit:
+    """Load scikit-learn's shipped digits dataset (no download) and split it."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    data = load_digits()
+    x_train, x_test, y_train, y_test = train_test_split(
+        data.data / 16.0, data.target, stratify=data.target, **_SPLIT_PARAMS
+    )
+    return DigitsSplit(x_train, y_train, x_test, y_test)
+
+
+class DigitsMLP:
+    """A trained 64-300-100-10 ReLU MLP on the digits dataset.
+
+    Attributes:
+        layer_names: ``["fc1", "fc2", "fc3"]``.
+        weights: float32 arrays of shape (out, in): (300, 64), (100, 300), (10, 100).
+        biases: float32 arrays of shape (out,).
+        split: the :class:`DigitsSplit` the model was trained and is evaluated on.
+        dense_accuracy: held-out accuracy (fraction in [0, 1]) of ``weights``.
+    """
+
+    def __init__(self, weights: list[np.ndarray], biases: list[np.ndarray], split: DigitsSplit):
+        self.layer_names = list(DIGITS_LAYER_NAMES)
+        self.weights = weights
+        self.biases = biases
+        self.split = split
+        self.dense_accuracy = self.evaluate(weights)
+
+    def evaluate(self, weights: Sequence[np.ndarray]) -> float:
+        """Held-out accuracy (fraction in [0, 1]) with ``weights`` (out, in) per layer.
+
+        A numpy forward pass in float64 with the trained biases; the prediction is the
+        arg-max of the output logits.
+        """
+        self._check_layers(weights)
+        activations = self.split.x_test
+        for i, (w, b) in enumerate(zip(weights, self.biases, strict=True)):
+            activations = activations @ w.T + b
+            if i < len(weights) - 1:
+                activations = np.maximum(activations, 0.0)
+        return float(np.mean(np.argmax(activations, axis=1) == self.split.y_test))
+
+    def finetune(
+        self,
+        weights: Sequence[np.ndarray],
+        masks: Sequence[np.ndarray],
+        epochs: int = 10,
+        seed: int = 0,
+    ) -> list[np.ndarray]:
+        """Masked fine-tuning: retrain ``weights`` with the pruning ``masks`` held fixed.
+
+        ``masks`` are bool arrays of the weights' shapes, True = kept. Training is
+        scikit-learn's own adam loop (``MLPClassifier.partial_fit``) on shuffled
+        minibatches of 64 training samples for ``epochs`` passes, starting from
+        ``weights * masks``; after every ``partial_fit`` call the masked-out weights are
+        set back to zero and the biases back to their trained values (so
+        :meth:`evaluate` scores what was trained). ``seed`` fixes the batch order.
+
+        Returns new float32 weights (out, in) that are zero wherever a mask is False.
+        """
+        self._check_layers(weights)
+        self._check_masks(masks)
+        epochs = _check_int("epochs", epochs, 0)
+        rng = np.random.default_rng(_check_int("seed", seed, 0))
+        pruned = [~mask.T for mask in masks]
+        clf = self._classifier(weights, pruned, seed)
+        n_train = len(self.split.y_train)
+        for _ in range(epochs):
+            order = rng.permutation(n_train)
+            for start in range(0, n_train, _FINETUNE_BATCH):
+                batch = order[start : start + _FINETUNE_BATCH]
+                clf.partial_fit(self.split.x_train[batch], self.split.y_train[batch])
+                self._pin(clf, pruned)
+        return [np.ascontiguousarray(coef.T, dtype=np.float32) for coef in clf.coefs_]
+
+    def _classifier(
+        self, weights: Sequence[np.ndarray], pruned: list[np.ndarray], seed: int
+    ) -> MLPClassifier:
+        from sklearn.neural_network import MLPClassifier
+
+        clf = MLPClassifier(**{**_MLP_PARAMS, "random_state": seed})
+        x_head, y_head = self.split.x_train[:_FINETUNE_BATCH], self.split.y_train[:_FINETUNE_BATCH]
+        clf.partial_fit(x_head, y_head, classes=np.unique(self.split.y_train))
+        for coef, w in zip(clf.coefs_, weights, strict=True):
+            coef[...] = w.T
+        self._pin(clf, pruned)
+        return clf
+
+    def _pin(self, clf: MLPClassifier, pruned: list[np.ndarray]) -> None:
+        for coef, intercept, cut, bias in zip(
+            clf.coefs_, clf.intercepts_, pruned, self.biases, strict=True
+        ):
+            coef[cut] = 0.0
+            intercept[...] = bias
+
+    def _check_layers(self, weights: Sequence[np.ndarray]) -> None:
+        self._check_count(weights, "weight matrices")
+        for name, w, ref in zip(self.layer_names, weights, self.weights, strict=True):
+            check_weights(w, name=f"layer {name}")
+            if w.shape != ref.shape:
+                raise WeightsError(
+                    f"layer {name}: weights shape {w.shape} does not match the model's {ref.shape}"
+                )
+
+    def _check_masks(self, masks: Sequence[np.ndarray]) -> None:
+        self._check_count(masks, "masks")
+        for name, mask, ref in zip(self.layer_names, masks, self.weights, strict=True):
+            ok = isinstance(mask, np.ndarray) and mask.dtype == bool and mask.shape == ref.shape
+            if not ok:
+                got = (
+                    f"{mask.dtype} array of shape {mask.shape}"
+                    if isinstance(mask, np.ndarray)
+                    else type(mask).__name__
+                )
+                raise WeightsError(
+                    f"layer {name}: mask must be a bool array of shape {ref.shape}, got {got}"
+                )
+
+    def _check_count(self, arrays: Sequence[Any], what: str) -> None:
+        if len(arrays) != len(self.layer_names):
+            raise WeightsError(
+                f"expected {len(self.layer_names)} {what} ({', '.join(self.layer_names)}), "
+                f"got {len(arrays)}"
+            )
+
+
+def digits_cache_path(cache_dir: str | Path | None = None) -> Path:
+    """The cache file of the trained digits MLP in ``cache_dir``.
+
+    ``cache_dir`` defaults to ``$CODESIGN_CACHE`` if set, else ``~/.cache/sparse-codesign``.
+    The file name holds a digest of the hyper-parameters and the scikit-learn version.
+    """
+    if cache_dir is None:
+        cache_dir = os.environ.get("CODESIGN_CACHE") or Path.home() / ".cache" / "sparse-codesign"
+    key = json.dumps({"mlp": _MLP_PARAMS, "split": _SPLIT_PARAMS}, sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return Path(cache_dir) / f"digits-mlp-{digest}-sklearn{version('scikit-learn')}.npz"
+
+
+def load_digits_mlp(cache_dir: str | Path | None = None) -> DigitsMLP:
+    """The trained digits MLP: read from the cache, or trained (a few seconds) and cached.
+
+    The cache (see :func:`digits_cache_path`) is an ``.npz`` with ``fc1.weight`` (out, in),
+    ``fc1.bias``, ... in float32; a missing, corrupt or mismatched cache file is
+    retrained and overwritten.
+    """
+    path = digits_cache_path(cache_dir)
+    split = digits_split()
+    params = _read_cache(path)
+    if params is None:
+        params = _train(split)
+        _write_cache(path, *params)
+    return DigitsMLP(*params, split)
+
+
+def _layer_shapes() -> list[tuple[int, int]]:
+    return [(n_out, n_in) for n_in, n_out in pairwise(DIGITS_LAYER_SIZES)]
+
+
+def _train(split: DigitsSplit) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    from sklearn.neural_network import MLPClassifier
+
+    clf = MLPClassifier(**_MLP_PARAMS).fit(split.x_train, split.y_train)
+    weights = [np.ascontiguousarray(coef.T, dtype=np.float32) for coef in clf.coefs_]
+    biases = [intercept.astype(np.float32) for intercept in clf.intercepts_]
+    return weights, biases
+
+
+def _read_cache(path: Path) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
+    if not path.is_file():
+        return None
+    try:
+        arrays = _read_npz(path)
+        weights = [arrays[f"{name}.weight"] for name in DIGITS_LAYER_NAMES]
+        biases = [arrays[f"{name}.bias"] for name in DIGITS_LAYER_NAMES]
+    except (WeightsError, KeyError):
+        return None
+    shapes_ok = [w.shape for w in weights] == _layer_shapes() and all(
+        b.shape == (w.shape[0],) for w, b in zip(weights, biases, strict=True)
+    )
+    finite = all(np.isfinite(a).all() for a in weights + biases)
+    return (weights, biases) if shapes_ok and finite else None
+
+
+def _write_cache(path: Path, weights: list[np.ndarray], biases: list[np.ndarray]) -> None:
+    arrays = {}
+    for name, w, b in zip(DIGITS_LAYER_NAMES, weights, biases, strict=True):
+        arrays[f"{name}.weight"] = w
+        arrays[f"{name}.bias"] = b
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
+        np.savez(tmp, **arrays)
+    os.replace(tmp.name, path)

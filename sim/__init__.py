@@ -1,0 +1,1 @@
+"""The SimPy cycle-level model of a sparse accelerator."""

@@ -1,0 +1,115 @@
+"""The `codesign` command line: tables, JSON output, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from experiments.cli import main
+from models.registry import FORMATS
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_formats_lists_every_format_and_field(capsys):
+    code, out, _ = run(capsys, "formats")
+    assert code == 0
+    for name in FORMATS:
+        assert f"{name}:" in out
+    assert "r = 4    allowed: 1..32" in out
+
+
+@pytest.mark.parametrize("name", list(FORMATS))
+def test_compress_synthetic_json(capsys, tmp_path, name):
+    out_file = tmp_path / "out.json"
+    code, out, _ = run(
+        capsys, "compress", "--format", name, "--synthetic", "64x96", "--sparsity", "0.9",
+        "--json", str(out_file),
+    )
+    assert code == 0
+    assert "lossless" in out and "total" in out
+    doc = json.loads(out_file.read_text())
+    assert doc["format"] == name and doc["spec"]["format"] == name
+    (layer,) = doc["layers"]
+    for key in ("name", "shape", "nnz", "index_bits", "value_bits", "total_bits", "lossless"):
+        assert key in layer
+    assert layer["shape"] == [64, 96]
+    assert layer["lossless"] is True
+    assert layer["total_bits"] == layer["index_bits"] + layer["value_bits"]
+    kept = round(0.1 * 64 * 96)
+    if name in ("nm", "block"):
+        assert layer["nnz"] <= kept
+    else:
+        assert layer["nnz"] == kept
+
+
+def test_compress_weights_file_with_spec_and_quantize(capsys, tmp_path):
+    path = tmp_path / "w.npz"
+    rng = np.random.default_rng(0)
+    np.savez(path, a=rng.standard_normal((20, 30)).astype(np.float32), bias=np.ones(20))
+    out_file = tmp_path / "o.json"
+    code, out, _ = run(
+        capsys, "compress", "--format", "relative", "--spec", "r=3", "--weights", str(path),
+        "--sparsity", "0.5", "--quantize", "8", "--json", str(out_file),
+    )
+    assert code == 0
+    doc = json.loads(out_file.read_text())
+    assert doc["spec"] == {"format": "relative", "r": 3}
+    (layer,) = doc["layers"]
+    assert layer["name"] == "a"
+    assert layer["value_bits"] == layer["stored_values"] * 8
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--synthetic", "64x64", "--sparsity", "1.5"], "sparsity"),
+        (["--synthetic", "64x64", "--sparsity", "nan"], "sparsity"),
+        (["--synthetic", "64by64"], "64by64"),
+        (["--synthetic", "0x64"], "shape"),
+        (["--synthetic", "8x8", "--spec", "r=0"], "RelativeSpec.r must be in 1..32"),
+        (["--synthetic", "8x8", "--spec", "bogus=1"], "has no field 'bogus'"),
+        (["--weights", "/nonexistent/w.npz"], "/nonexistent/w.npz"),
+        (["--synthetic", "8x8", "--quantize", "40"], "bits"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(capsys, argv, message):
+    code, out, err = run(capsys, "compress", "--format", "relative", *argv)
+    assert code == 2
+    assert err.startswith("codesign: error:")
+    assert message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_malformed_weights_file_exit_2(capsys, tmp_path):
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(b"\x00garbage")
+    code, _, err = run(capsys, "compress", "--format", "csr", "--weights", str(path))
+    assert code == 2 and str(path) in err and "Traceback" not in err
+
+
+def test_nan_weights_file_exit_2(capsys, tmp_path):
+    path = tmp_path / "nan.npz"
+    w = np.ones((4, 4), dtype=np.float32)
+    w[2, 1] = np.nan
+    np.savez(path, w=w)
+    code, _, err = run(capsys, "compress", "--format", "bitmap", "--weights", str(path))
+    assert code == 2 and "NaN" in err
+
+
+def test_console_script_exit_code():
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "compress", "--format", "csr",
+         "--synthetic", "4x4", "--sparsity", "-0.1"],
+        capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("codesign: error:") and "Traceback" not in proc.stderr

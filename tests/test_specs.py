@@ -1,0 +1,77 @@
+"""Specs: validation messages name the field and range; JSON round-trips."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.registry import FORMATS
+from models.specs import (
+    BlockSpec,
+    CsrSpec,
+    NmSpec,
+    RelativeSpec,
+    Spec,
+    SpecError,
+    parse_spec,
+    spec_class,
+)
+
+
+@pytest.mark.parametrize("name", list(FORMATS))
+def test_default_spec_json_roundtrip(name):
+    spec = spec_class(name)()
+    assert Spec.from_json(spec.to_json()) == spec
+    assert type(spec).from_json(spec.to_json()) == spec
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [CsrSpec(col_bits=12, ptr_bits=20), RelativeSpec(r=8), NmSpec(n=1, m=8), BlockSpec(b=16)],
+)
+def test_nondefault_spec_json_roundtrip(spec):
+    back = Spec.from_json(spec.to_json())
+    assert back == spec and type(back) is type(spec)
+
+
+@pytest.mark.parametrize(
+    ("factory", "message"),
+    [
+        (lambda: RelativeSpec(r=0), r"RelativeSpec.r must be in 1\.\.32, got 0"),
+        (lambda: RelativeSpec(r=33), r"RelativeSpec.r must be in 1\.\.32, got 33"),
+        (lambda: RelativeSpec(r=2.5), r"RelativeSpec.r must be an integer in 1\.\.32, got 2\.5"),
+        (lambda: NmSpec(n=5, m=4), r"NmSpec.n must be in 1\.\.m=4, got 5"),
+        (lambda: NmSpec(n=1, m=0), r"NmSpec.m must be in 1\.\.64, got 0"),
+        (lambda: BlockSpec(b=0), r"BlockSpec.b must be in 1\.\.4096, got 0"),
+        (lambda: CsrSpec(col_bits=0), r"CsrSpec.col_bits must be in 1\.\.64, got 0"),
+        (lambda: BlockSpec(b=True), r"BlockSpec.b must be an integer"),
+    ],
+)
+def test_validation_names_field_and_range(factory, message):
+    with pytest.raises(SpecError, match=message):
+        factory()
+
+
+def test_from_json_rejects_unknown_field_and_format():
+    with pytest.raises(SpecError, match="RelativeSpec has no field\\(s\\) q; fields are r"):
+        Spec.from_json('{"format": "relative", "r": 4, "q": 1}')
+    with pytest.raises(SpecError, match="unknown format 'zzz'"):
+        Spec.from_json('{"format": "zzz"}')
+    with pytest.raises(SpecError, match="does not match CsrSpec"):
+        CsrSpec.from_json('{"format": "nm"}')
+
+
+def test_parse_spec():
+    assert parse_spec("nm", ["n=1", "m=8"]) == NmSpec(n=1, m=8)
+    assert parse_spec("csr", ["col_bits=none"]) == CsrSpec()
+    with pytest.raises(SpecError, match="NmSpec has no field 'k'"):
+        parse_spec("nm", ["k=3"])
+    with pytest.raises(SpecError, match="--spec expects key=value"):
+        parse_spec("nm", ["n"])
+    with pytest.raises(SpecError, match="NmSpec.n must be an integer, got 'two'"):
+        parse_spec("nm", ["n=two"])
+
+
+def test_field_help_lists_ranges():
+    rows = dict((f, a) for f, _, a in CsrSpec.field_help())
+    assert rows["col_bits"].startswith("1..64")
+    assert dict((f, a) for f, _, a in NmSpec.field_help())["m"] == "1..64"
