@@ -16,9 +16,9 @@ import time
 from collections.abc import Callable
 
 import scipy.sparse
-from models.workloads import gaussian, magnitude_prune
 
 from models.registry import FORMATS
+from models.workloads import gaussian, magnitude_prune
 
 
 def timings(fn: Callable[[], object], repeats: int) -> list[float]:
@@ -56,15 +56,19 @@ def main() -> None:
             "decode_s": statistics.median(t_dec),
             "decode_min_s": min(t_dec),
         }
-    print(f"{args.size}x{args.size} float32 at sparsity {args.sparsity}, "
-          f"median of {args.repeats} runs")
+    print(
+        f"{args.size}x{args.size} float32 at sparsity {args.sparsity}, "
+        f"median of {args.repeats} runs"
+    )
     print(f"{'format':18}{'encode s':>10}{'decode s':>10}{'enc Mw/s':>10}{'vs scipy':>10}")
     for name, r in rows.items():
         r["encode_weights_per_s"] = n_weights / r["encode_s"]
         r["encode_vs_scipy"] = rows["scipy.csr_matrix"]["encode_s"] / r["encode_s"]
         dec = f"{r['decode_s']:10.4f}" if "decode_s" in r else f"{'-':>10}"
-        print(f"{name:18}{r['encode_s']:10.4f}{dec}{r['encode_weights_per_s'] / 1e6:10.1f}"
-              f"{r['encode_vs_scipy']:10.2f}")
+        print(
+            f"{name:18}{r['encode_s']:10.4f}{dec}{r['encode_weights_per_s'] / 1e6:10.1f}"
+            f"{r['encode_vs_scipy']:10.2f}"
+        )
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"size": args.size, "sparsity": args.sparsity, "rows": rows}, fh, indent=2)

@@ -67,15 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compress", help="store layers in one format and report sizes")
     p.add_argument("--format", required=True, choices=list(FORMATS), help="storage format")
-    p.add_argument(
-        "--spec", action="append", metavar="KEY=VALUE", help="spec field (repeatable)"
-    )
+    p.add_argument("--spec", action="append", metavar="KEY=VALUE", help="spec field (repeatable)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--weights", metavar="FILE", help=".npz or .safetensors weights file")
     src.add_argument("--synthetic", metavar="MxN", help="one synthetic layer of this shape")
     src.add_argument("--model", choices=["digits"], help="a built-in trained model")
     p.add_argument(
-        "--distribution", default="gaussian", choices=["gaussian", "laplacian"],
+        "--distribution",
+        default="gaussian",
+        choices=["gaussian", "laplacian"],
         help="distribution of --synthetic weights",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of --synthetic weights")
@@ -83,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--sparsity", type=float, help="prune to this fraction of zeros, in [0, 1) first"
     )
     p.add_argument(
-        "--quantize", type=int, metavar="BITS",
+        "--quantize",
+        type=int,
+        metavar="BITS",
         help="quantize to signed BITS-bit integers (2..16) before pruning",
     )
     p.add_argument("--json", metavar="OUT", help="also write the report as JSON")

@@ -7,6 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from models.format import Format
+from models.registry import get_format
+from models.report import LayerReport, report_layer, total_report
+from models.specs import Spec
 from models.workloads import (
     check_sparsity,
     check_weights,
@@ -16,11 +21,6 @@ from models.workloads import (
     quantize_symmetric,
     synthetic,
 )
-
-from models.format import Format
-from models.registry import get_format
-from models.report import LayerReport, report_layer, total_report
-from models.specs import Spec
 
 MODELS = ("digits",)
 
@@ -56,17 +56,10 @@ def load_layers(
     return [Layer(n, w) for n, w in zip(mlp.layer_names, mlp.weights, strict=True)]
 
 
-def prepare(
-    layer: Layer, fmt: Format, spec: Spec, sparsity: float | None, quantize: int | None
-) -> np.ndarray:
-    """The matrix to encode: optionally quantized to ``quantize``-bit integers, then
-    pruned to ``sparsity`` with the structure the format stores."""
+def prepare(layer: Layer, quantize: int | None) -> np.ndarray:
+    """The checked matrix to compress, quantized to ``quantize``-bit integers if given."""
     w = check_weights(layer.weights, layer.name)
-    if quantize is not None:
-        w, _ = quantize_symmetric(w, quantize)
-    if sparsity is not None:
-        w = fmt.prune(w, check_sparsity(sparsity), spec)
-    return w
+    return w if quantize is None else quantize_symmetric(w, quantize)[0]
 
 
 def compress_layers(
@@ -76,10 +69,12 @@ def compress_layers(
     sparsity: float | None = None,
     quantize: int | None = None,
 ) -> list[LayerReport]:
-    """One :class:`LayerReport` per layer."""
+    """One :class:`LayerReport` per layer, each pruned to ``sparsity`` (when given)
+    with the structure the format stores."""
+    if sparsity is not None:
+        check_sparsity(sparsity)
     return [
-        report_layer(layer.name, prepare(layer, fmt, spec, sparsity, quantize), fmt, spec)
-        for layer in layers
+        report_layer(layer.name, prepare(layer, quantize), fmt, spec, sparsity) for layer in layers
     ]
 
 

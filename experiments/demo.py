@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from experiments.compress import compress_json, load_layers
 from experiments.tables import STORAGE_HEADER, render, storage_row
 from models.registry import FORMATS
-from models.report import LayerReport, report_layer, total_report
+from models.report import LayerReport, report_encoded, total_report
 from models.workloads import load_digits_mlp
 
 DEMO_SPARSITY = 0.9
@@ -41,16 +41,20 @@ def run_demo(out: Path) -> dict[str, LayerReport]:
     out.mkdir(parents=True, exist_ok=True)
     mlp = load_digits_mlp()
     layers = load_layers(model="digits")
-    print(f"digits MLP {' -> '.join(str(w.shape[1]) for w in mlp.weights)} -> 10, "
-          f"dense accuracy {mlp.dense_accuracy:.4f}")
+    print(
+        f"digits MLP {' -> '.join(str(w.shape[1]) for w in mlp.weights)} -> 10, "
+        f"dense accuracy {mlp.dense_accuracy:.4f}"
+    )
     totals: dict[str, LayerReport] = {}
     docs = []
     rows = []
     for name, fmt in FORMATS.items():
         spec = fmt.spec_type()
-        pruned = [fmt.prune(layer.weights, DEMO_SPARSITY, spec) for layer in layers]
+        compressed = [fmt.compress(layer.weights, DEMO_SPARSITY, spec) for layer in layers]
+        pruned = [ref for ref, _ in compressed]
         reports = [
-            report_layer(layer.name, w, fmt, spec) for layer, w in zip(layers, pruned, strict=True)
+            report_encoded(layer.name, ref, enc, fmt)
+            for layer, (ref, enc) in zip(layers, compressed, strict=True)
         ]
         totals[name] = total_report(reports, name)
         doc = compress_json(name, spec, reports, DEMO_SPARSITY)

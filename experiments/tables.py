@@ -7,7 +7,15 @@ from collections.abc import Sequence
 from models.report import LayerReport
 
 STORAGE_HEADER = (
-    "layer", "shape", "nnz", "idx b/w", "val b/w", "total bits", "x dense", "x CSR", "lossless",
+    "layer",
+    "shape",
+    "nnz",
+    "idx b/w",
+    "val b/w",
+    "total bits",
+    "x dense",
+    "x CSR",
+    "lossless",
 )
 
 

@@ -48,7 +48,9 @@ class Encoded:
     ``shape``: (m, n) of the weight matrix; ``dtype``: dtype of the stored values;
     ``nnz``: non-zero weights of the encoded input; ``stored_values``: value slots
     stored (≥ nnz for formats that pad); ``index_bits`` / ``value_bits``: the format's
-    closed-form storage in bits (equal to the sum of the streams of that role).
+    closed-form storage in bits (equal to the sum of the streams of that role);
+    ``extras``: figures of the format's own (e.g. patch bits, encoding efficiency,
+    kept |w| mass), copied into the layer report.
     """
 
     format: str
@@ -60,6 +62,7 @@ class Encoded:
     stored_values: int
     index_bits: int
     value_bits: int
+    extras: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @property
     def total_bits(self) -> int:
@@ -116,8 +119,7 @@ class Format(abc.ABC):
         spec = self.spec_type() if spec is None else spec
         if not isinstance(spec, self.spec_type):
             raise FormatError(
-                f"format {self.name!r} needs a {self.spec_type.__name__}, "
-                f"got {type(spec).__name__}"
+                f"format {self.name!r} needs a {self.spec_type.__name__}, got {type(spec).__name__}"
             )
         return self._encode(weights, spec)
 
@@ -134,6 +136,19 @@ class Format(abc.ABC):
         (global magnitude pruning unless a subclass says otherwise)."""
         return magnitude_prune(weights, sparsity)
 
+    def compress(
+        self, weights: np.ndarray, sparsity: float | None, spec: Spec | None = None
+    ) -> tuple[np.ndarray, Encoded]:
+        """Prune (when ``sparsity`` is given) and encode.
+
+        Returns ``(reference, encoded)``: the (m, n) matrix the encoding stands for
+        (the pruned layer) and its :class:`Encoded`. Formats whose pruning and encoding
+        are one search (Viterbi) or that quantize (XOR) override this.
+        """
+        spec = self.spec_type() if spec is None else spec
+        reference = weights if sparsity is None else self.prune(weights, sparsity, spec)
+        return reference, self.encode(reference, spec)
+
     def _bundle(
         self,
         weights: np.ndarray,
@@ -141,6 +156,7 @@ class Format(abc.ABC):
         streams: dict[str, Stream],
         index_bits: int,
         value_bits: int,
+        extras: dict[str, float] | None = None,
     ) -> Encoded:
         stored = sum(s.data.size for s in streams.values() if s.role == "value")
         return Encoded(
@@ -153,4 +169,5 @@ class Format(abc.ABC):
             stored_values=int(stored),
             index_bits=int(index_bits),
             value_bits=int(value_bits),
+            extras=extras or {},
         )

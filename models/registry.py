@@ -21,6 +21,4 @@ def get_format(name: str) -> Format:
     try:
         return FORMATS[name]
     except KeyError:
-        raise FormatError(
-            f"unknown format {name!r}; known formats: {', '.join(FORMATS)}"
-        ) from None
+        raise FormatError(f"unknown format {name!r}; known formats: {', '.join(FORMATS)}") from None

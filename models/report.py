@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from models.csr import csr_bits
-from models.format import Format, value_width
+from models.format import Encoded, Format, value_width
 from models.specs import Spec
 
 
@@ -17,7 +17,8 @@ class LayerReport:
     """Storage of one layer in one format. Sizes in bits; ``*_per_weight`` divide by
     the layer's m·n weights (a total over ``layers`` > 1 layers has shape (1, weights));
     ratios are baseline bits / this format's bits (> 1 means
-    smaller than the baseline). ``lossless``: decode reproduced the layer exactly."""
+    smaller than the baseline). ``lossless``: decode reproduced the layer exactly.
+    ``extras``: the format's own figures (see :attr:`Encoded.extras`)."""
 
     name: str
     shape: tuple[int, int]
@@ -29,6 +30,7 @@ class LayerReport:
     csr_total_bits: int
     lossless: bool
     layers: int = 1
+    extras: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @property
     def total_bits(self) -> int:
@@ -58,6 +60,7 @@ class LayerReport:
         """Plain-JSON form, derived figures included."""
         out = dataclasses.asdict(self)
         out["shape"] = list(self.shape)
+        out.update(out.pop("extras"))
         for key in (
             "total_bits",
             "index_bits_per_weight",
@@ -69,11 +72,24 @@ class LayerReport:
         return out
 
 
-def report_layer(name: str, weights: np.ndarray, fmt: Format, spec: Spec | None) -> LayerReport:
-    """Encode ``weights`` (m, n) in ``fmt``, decode, and report sizes and losslessness."""
-    enc = fmt.encode(weights, spec)
+def report_layer(
+    name: str,
+    weights: np.ndarray,
+    fmt: Format,
+    spec: Spec | None,
+    sparsity: float | None = None,
+) -> LayerReport:
+    """Compress ``weights`` (m, n) in ``fmt`` (pruned to ``sparsity`` when given),
+    decode, and report sizes and whether decode reproduced the compressed layer."""
+    reference, enc = fmt.compress(weights, sparsity, spec)
+    return report_encoded(name, reference, enc, fmt)
+
+
+def report_encoded(name: str, reference: np.ndarray, enc: Encoded, fmt: Format) -> LayerReport:
+    """Report an encoding of ``reference`` (m, n): sizes, and whether decoding it
+    reproduces ``reference`` exactly."""
     dec = fmt.decode(enc)
-    b = value_width(weights.dtype)
+    b = value_width(reference.dtype)
     return LayerReport(
         name=name,
         shape=enc.shape,
@@ -81,9 +97,10 @@ def report_layer(name: str, weights: np.ndarray, fmt: Format, spec: Spec | None)
         stored_values=enc.stored_values,
         index_bits=enc.index_bits,
         value_bits=enc.value_bits,
-        dense_bits=weights.size * b,
+        dense_bits=reference.size * b,
         csr_total_bits=csr_bits(enc.shape, enc.nnz) + enc.nnz * b,
-        lossless=bool(np.array_equal(dec.weights, weights)),
+        lossless=bool(np.array_equal(dec.weights, reference)),
+        extras=dict(enc.extras),
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from typing import Any, ClassVar
 
 
@@ -20,33 +21,56 @@ class SpecError(ValueError):
 def _check_int(cls_name: str, field: str, value: Any, lo: int, hi: int | None = None) -> None:
     allowed = f"{lo}..{hi}" if hi is not None else f">= {lo}"
     if isinstance(value, bool) or not isinstance(value, int):
-        raise SpecError(
-            f"{cls_name}.{field} must be an integer in {allowed}, got {value!r}"
-        )
+        raise SpecError(f"{cls_name}.{field} must be an integer in {allowed}, got {value!r}")
     if value < lo or (hi is not None and value > hi):
         raise SpecError(f"{cls_name}.{field} must be in {allowed}, got {value}")
+
+
+def _check_real(cls_name: str, field: str, value: Any, lo: float, hi: float) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or not lo <= value <= hi:
+        raise SpecError(f"{cls_name}.{field} must be a number in [{lo}, {hi}], got {value!r}")
+
+
+def _check_power_of_two(cls_name: str, field: str, value: int) -> None:
+    if value & (value - 1):
+        raise SpecError(f"{cls_name}.{field} must be a power of two (1, 2, 4, ...), got {value}")
 
 
 @dataclasses.dataclass(frozen=True)
 class Spec:
     """Base class of all specs.
 
-    Subclasses declare ``format_name`` and a ``_ranges`` table mapping each integer
-    field to ``(lo, hi)`` (``hi`` may be ``None`` for unbounded); fields whose default
-    is ``None`` mean "derive from the matrix" and are validated only when given.
+    Subclasses declare ``format_name`` and, per field kind, a table of what is allowed:
+    ``_ranges`` maps integer fields to ``(lo, hi)`` (``hi`` ``None`` for unbounded),
+    ``_real_ranges`` maps real fields to inclusive ``(lo, hi)``, ``_choices`` maps
+    string fields to their allowed values. Fields whose default is ``None`` mean
+    "derive from the matrix" and are validated only when given.
     """
 
     format_name: ClassVar[str] = ""
     _ranges: ClassVar[dict[str, tuple[int, int | None]]] = {}
+    _real_ranges: ClassVar[dict[str, tuple[float, float]]] = {}
+    _choices: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def __post_init__(self) -> None:
         name = type(self).__name__
         for field, (lo, hi) in self._ranges.items():
+            if not self._unset(field):
+                _check_int(name, field, getattr(self, field), lo, hi)
+        for field, (lo, hi) in self._real_ranges.items():
+            if not self._unset(field):
+                _check_real(name, field, getattr(self, field), lo, hi)
+        for field, allowed in self._choices.items():
             value = getattr(self, field)
-            if value is None and self._field_default(field) is None:
-                continue
-            _check_int(name, field, value, lo, hi)
+            if value not in allowed:
+                raise SpecError(
+                    f"{name}.{field} must be one of {', '.join(allowed)}, got {value!r}"
+                )
         self.validate()
+
+    def _unset(self, field: str) -> bool:
+        return getattr(self, field) is None and self._field_default(field) is None
 
     @classmethod
     def _field_default(cls, field: str) -> Any:
@@ -96,9 +120,11 @@ class Spec:
         """``(field, default, allowed range)`` rows for listing a spec's fields."""
         rows = []
         for f in dataclasses.fields(cls):
-            lo, hi = cls._ranges.get(f.name, (None, None))
-            if lo is None:
-                allowed = cls._choices_help(f.name)
+            lo, hi = cls._ranges.get(f.name, cls._real_ranges.get(f.name, (None, None)))
+            if f.name in cls._choices:
+                allowed = " | ".join(cls._choices[f.name])
+            elif lo is None:
+                allowed = "any"
             elif hi is None:
                 allowed = f">= {lo}"
             else:
@@ -107,10 +133,6 @@ class Spec:
                 allowed += " or unset (derived from the matrix)"
             rows.append((f.name, repr(f.default), allowed))
         return rows
-
-    @classmethod
-    def _choices_help(cls, field: str) -> str:
-        return "any"
 
 
 _SPEC_CLASSES: dict[str, type[Spec]] = {}
@@ -153,11 +175,15 @@ def parse_spec(format_name: str, items: list[str] | None) -> Spec:
 def _parse_value(cls: type[Spec], key: str, raw: str) -> Any:
     if raw.lower() == "none":
         return None
-    if key in cls._ranges:
-        try:
-            return int(raw)
-        except ValueError:
-            raise SpecError(f"{cls.__name__}.{key} must be an integer, got {raw!r}") from None
+    for table, kind, convert in (
+        (cls._ranges, "an integer", int),
+        (cls._real_ranges, "a number", float),
+    ):
+        if key in table:
+            try:
+                return convert(raw)
+            except ValueError:
+                raise SpecError(f"{cls.__name__}.{key} must be {kind}, got {raw!r}") from None
     return raw
 
 
@@ -236,3 +262,160 @@ class BlockSpec(Spec):
     format_name: ClassVar[str] = "block"
     _ranges: ClassVar[dict[str, tuple[int, int | None]]] = {"b": (1, 4096)}
     b: int = 4
+
+
+@register_spec
+@dataclasses.dataclass(frozen=True)
+class ViterbiSpec(Spec):
+    """Viterbi decompressor (VD) of Viterbi-based pruning.
+
+    ``n_ff`` flip-flops of state, ``n_in`` input bits per cycle, ``n_out`` mask bits per
+    cycle; raw outputs r_t = G·[u_t; s_t] over GF(2) (G: n_out·n_c rows of
+    n_in + n_ff bits, drawn from ``seed``, no zero and no duplicate rows); mask bit j of a
+    cycle = (integer value of raw group j, n_c bits) < ``threshold``, so
+    P(keep) = threshold / 2^n_c. ``threshold`` unset: calibrated at encode time to the
+    target sparsity. ``segment``: VD cycles per segment (the state resets at each
+    segment start; one segment covers segment·n_out weights of the row-major matrix).
+    Index bits per weight = n_in / n_out.
+    """
+
+    format_name: ClassVar[str] = "viterbi"
+    _ranges: ClassVar[dict[str, tuple[int, int | None]]] = {
+        "n_in": (1, 8),
+        "n_out": (1, 64),
+        "n_ff": (1, 12),
+        "n_c": (1, 8),
+        "threshold": (0, 256),
+        "seed": (0, None),
+        "segment": (1, None),
+    }
+    n_in: int = 1
+    n_out: int = 5
+    n_ff: int = 8
+    n_c: int = 4
+    threshold: int | None = None
+    seed: int = 0
+    segment: int = 256
+
+    def validate(self) -> None:
+        if self.threshold is not None and self.threshold > 2**self.n_c:
+            raise SpecError(
+                f"ViterbiSpec.threshold must be in 0..2^n_c={2**self.n_c}, got {self.threshold}"
+            )
+        rows, limit = self.n_out * self.n_c, 2 ** (self.n_in + self.n_ff) - 1
+        if rows > limit:
+            raise SpecError(
+                f"ViterbiSpec: n_out·n_c = {rows} raw outputs need distinct non-zero taps but "
+                f"n_in + n_ff = {self.n_in + self.n_ff} bits give only {limit}; "
+                f"raise n_ff or lower n_out·n_c"
+            )
+
+
+@register_spec
+@dataclasses.dataclass(frozen=True)
+class XorSpec(Spec):
+    """XOR-gate fixed-to-fixed encoding of weight bit-planes (sequential decoder).
+
+    Each bit-plane is cut into blocks of ``n_out`` bits; block t decodes as
+    y_t = M·[x_t; x_{t−1}; …; x_{t−n_s+1}] over GF(2) from ``n_in``-bit inputs x
+    (M: n_out × n_s·n_in from ``seed``); care bits are the kept positions of the mask.
+    ``value_bits``: bits of a quantized value (one plane each); ``quant``: ``uniform``
+    (symmetric two's complement) or ``binary`` (binary-coding: sign planes of
+    ±alpha_i); ``mask_format``: the format storing the mask, reported separately.
+    ``segment``: blocks per segment of a plane; the shift register starts from zero at
+    each segment start, so segments encode and decode independently.
+    """
+
+    format_name: ClassVar[str] = "xor"
+    _ranges: ClassVar[dict[str, tuple[int, int | None]]] = {
+        "n_in": (1, 64),
+        "n_out": (1, 1024),
+        "n_s": (1, 4),
+        "seed": (0, None),
+        "value_bits": (1, 16),
+        "segment": (1, None),
+    }
+    _choices: ClassVar[dict[str, tuple[str, ...]]] = {
+        "quant": ("uniform", "binary"),
+        "mask_format": ("bitmap", "csr", "relative"),
+    }
+    n_in: int = 8
+    n_out: int = 64
+    n_s: int = 1
+    seed: int = 0
+    value_bits: int = 8
+    quant: str = "uniform"
+    mask_format: str = "csr"
+    segment: int = 1024
+
+    def validate(self) -> None:
+        state_bits = (self.n_s - 1) * self.n_in
+        if state_bits > 20:
+            raise SpecError(
+                f"XorSpec: (n_s - 1)·n_in = {state_bits} state bits; the encoder's search "
+                f"allows at most 20 (2^20 states); lower n_s or n_in"
+            )
+
+
+@register_spec
+@dataclasses.dataclass(frozen=True)
+class LbiSpec(Spec):
+    """Low-rank binary indexing: each ``tile_rows``×``tile_cols`` tile's mask is
+    Ip·Iz (Ip: tile_rows×rank, Iz: rank×tile_cols, binary) in ``semiring``:
+    ``bool`` (OR of ANDs) or ``gf2`` (XOR of ANDs). Edge tiles are clipped to the
+    matrix. Index bits = tiles·rank·(tile_rows + tile_cols)."""
+
+    format_name: ClassVar[str] = "lbi"
+    _ranges: ClassVar[dict[str, tuple[int, int | None]]] = {
+        "rank": (1, 64),
+        "tile_rows": (1, 4096),
+        "tile_cols": (1, 4096),
+    }
+    _choices: ClassVar[dict[str, tuple[str, ...]]] = {"semiring": ("bool", "gf2")}
+    rank: int = 8
+    tile_rows: int = 64
+    tile_cols: int = 64
+    semiring: str = "bool"
+
+
+@register_spec
+@dataclasses.dataclass(frozen=True)
+class BmwmSpec(Spec):
+    """Block-max weight masking: every row cut into blocks of ``b`` (a power of two)
+    consecutive weights, one kept per block with a log2(b)-bit offset."""
+
+    format_name: ClassVar[str] = "bmwm"
+    _ranges: ClassVar[dict[str, tuple[int, int | None]]] = {"b": (1, 4096)}
+    b: int = 8
+
+    def validate(self) -> None:
+        _check_power_of_two("BmwmSpec", "b", self.b)
+
+
+@register_spec
+@dataclasses.dataclass(frozen=True)
+class DarbSpec(Spec):
+    """Density-adaptive regular-block pruning: each row its own power-of-two block
+    size b_r ≤ ``max_block`` (from the row's density under magnitude pruning), one kept
+    weight per block with a log2(b_r)-bit offset, plus a per-row code of
+    ⌈log2(log2(max_block) + 1)⌉ bits naming b_r."""
+
+    format_name: ClassVar[str] = "darb"
+    _ranges: ClassVar[dict[str, tuple[int, int | None]]] = {"max_block": (1, 4096)}
+    max_block: int = 64
+
+    def validate(self) -> None:
+        _check_power_of_two("DarbSpec", "max_block", self.max_block)
+
+
+@register_spec
+@dataclasses.dataclass(frozen=True)
+class LowrankSpec(Spec):
+    """Two dense factors W ≈ U·V (U: m×rank, V: rank×n), the deployment of trained
+    rank pruning. ``rank`` unset: the smallest rank keeping ``energy`` of Σσ²."""
+
+    format_name: ClassVar[str] = "lowrank"
+    _ranges: ClassVar[dict[str, tuple[int, int | None]]] = {"rank": (1, None)}
+    _real_ranges: ClassVar[dict[str, tuple[float, float]]] = {"energy": (1e-6, 1.0)}
+    rank: int | None = None
+    energy: float = 0.95

@@ -31,8 +31,16 @@ def test_formats_lists_every_format_and_field(capsys):
 def test_compress_synthetic_json(capsys, tmp_path, name):
     out_file = tmp_path / "out.json"
     code, out, _ = run(
-        capsys, "compress", "--format", name, "--synthetic", "64x96", "--sparsity", "0.9",
-        "--json", str(out_file),
+        capsys,
+        "compress",
+        "--format",
+        name,
+        "--synthetic",
+        "64x96",
+        "--sparsity",
+        "0.9",
+        "--json",
+        str(out_file),
     )
     assert code == 0
     assert "lossless" in out and "total" in out
@@ -57,8 +65,20 @@ def test_compress_weights_file_with_spec_and_quantize(capsys, tmp_path):
     np.savez(path, a=rng.standard_normal((20, 30)).astype(np.float32), bias=np.ones(20))
     out_file = tmp_path / "o.json"
     code, out, _ = run(
-        capsys, "compress", "--format", "relative", "--spec", "r=3", "--weights", str(path),
-        "--sparsity", "0.5", "--quantize", "8", "--json", str(out_file),
+        capsys,
+        "compress",
+        "--format",
+        "relative",
+        "--spec",
+        "r=3",
+        "--weights",
+        str(path),
+        "--sparsity",
+        "0.5",
+        "--quantize",
+        "8",
+        "--json",
+        str(out_file),
     )
     assert code == 0
     doc = json.loads(out_file.read_text())
@@ -107,9 +127,21 @@ def test_nan_weights_file_exit_2(capsys, tmp_path):
 
 def test_console_script_exit_code():
     proc = subprocess.run(
-        [sys.executable, "-m", "experiments.cli", "compress", "--format", "csr",
-         "--synthetic", "4x4", "--sparsity", "-0.1"],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "experiments.cli",
+            "compress",
+            "--format",
+            "csr",
+            "--synthetic",
+            "4x4",
+            "--sparsity",
+            "-0.1",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("codesign: error:") and "Traceback" not in proc.stderr
