@@ -31,8 +31,8 @@ demo: setup
 	$(VENV)/bin/codesign demo
 
 test: setup
-	$(VENV)/bin/ruff check models hw sim experiments tests benchmarks
-	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) tests
+	$(VENV)/bin/ruff check models hw sim experiments tests rtl_tests benchmarks
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) tests rtl_tests
 
 bench: setup
 	$(PY) benchmarks/bench_formats.py

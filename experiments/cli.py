@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from experiments.compress import compress_json, compress_layers, load_layers
-from experiments.tables import STORAGE_HEADER, render, storage_row
+from experiments.tables import STORAGE_HEADER, extras_table, render, storage_row
 from models.registry import FORMATS, get_format
 from models.report import total_report
 from models.specs import parse_spec
@@ -26,17 +26,93 @@ def _cmd_formats(args: argparse.Namespace) -> int:
     return 0
 
 
+def set_workers(workers: int | None) -> None:
+    """Threads the numba encoders use for independent segments, tiles and blocks."""
+    import numba
+
+    limit = numba.config.NUMBA_NUM_THREADS
+    if workers is None:
+        return
+    if not 1 <= workers <= limit:
+        raise ValueError(f"--workers must be in 1..{limit} (this machine's threads), got {workers}")
+    numba.set_num_threads(workers)
+
+
 def _cmd_compress(args: argparse.Namespace) -> int:
     fmt = get_format(args.format)
     spec = parse_spec(args.format, args.spec)
     layers = load_layers(args.weights, args.synthetic, args.model, args.distribution, args.seed)
+    set_workers(args.workers)
     reports = compress_layers(layers, fmt, spec, args.sparsity, args.quantize)
     rows = [storage_row(r) for r in reports] + [storage_row(total_report(reports))]
     print(f"format {fmt.name}  spec {spec.to_json()}  sparsity {args.sparsity}")
     print(render(STORAGE_HEADER, rows))
+    extras = extras_table(reports)
+    if extras:
+        print(extras)
     if args.json:
         doc = compress_json(fmt.name, spec, reports, args.sparsity)
         _write_json(args.json, doc)
+    return 0
+
+
+def _cmd_prune(args: argparse.Namespace) -> int:
+    from experiments.prune import prune_command
+
+    set_workers(args.workers)
+    doc = prune_command(args.method, args.sparsity, args.spec, args.finetune_epochs, args.seed)
+    print(
+        f"method {doc['method']} ({doc['format']})  spec {json.dumps(doc['spec'])}  "
+        f"sparsity {doc['sparsity']}  kept {doc['kept_fraction']:.4f}"
+    )
+    tuned = doc["accuracy_finetuned"]
+    rows = [
+        [
+            f"{doc['dense_accuracy']:.4f}",
+            f"{doc['accuracy_pruned']:.4f}",
+            "-" if tuned is None else f"{tuned:.4f}",
+            doc["finetune_epochs"],
+            f"{doc['index_bits_per_weight']:.3f}",
+            doc["total_bits"],
+        ]
+    ]
+    header = ["acc dense", "acc pruned", "acc tuned", "epochs", "idx b/w", "total bits"]
+    print(render(header, rows))
+    if "ranks" in doc:
+        print(
+            f"ranks {doc['ranks']}  params x{doc['param_reduction']:.2f} fewer, "
+            f"MACs x{doc['mac_reduction']:.2f} fewer"
+        )
+    if args.json:
+        _write_json(args.json, doc)
+    return 0
+
+
+def _cmd_verilog(args: argparse.Namespace) -> int:
+    from experiments.hardware import block_spec
+    from hw.build import write
+
+    block, spec, params = block_spec(args.block, args.spec)
+    v_path, json_path = write(block.name, spec, args.out, **params)
+    print(f"wrote {v_path} and {json_path}")
+    return 0
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from experiments.hardware import block_spec
+    from hw.synth import synthesize
+
+    block, spec, params = block_spec(args.block, args.spec)
+    stats = synthesize(block.name, spec, **params)
+    rows = [[cell, count] for cell, count in sorted(stats.cells.items())]
+    rows += [["total", stats.total], ["depth (levels)", stats.depth]]
+    print(f"block {block.name}  spec {spec.to_json()}  params {json.dumps(params)}")
+    print(render(["cell", "count"], rows))
+    if args.json:
+        _write_json(
+            args.json,
+            {"block": block.name, "spec": spec.to_dict(), "params": params, **stats.to_dict()},
+        )
     return 0
 
 
@@ -89,7 +165,57 @@ def build_parser() -> argparse.ArgumentParser:
         help="quantize to signed BITS-bit integers (2..16) before pruning",
     )
     p.add_argument("--json", metavar="OUT", help="also write the report as JSON")
+    p.add_argument(
+        "--workers", type=int, help="threads for the encoders' parallel segments (default: all)"
+    )
     p.set_defaults(func=_cmd_compress)
+
+    from experiments.prune import METHODS
+
+    p = sub.add_parser("prune", help="prune the digits MLP, fine-tune, report accuracy")
+    p.add_argument("--model", choices=["digits"], default="digits", help="the model to prune")
+    p.add_argument("--method", required=True, choices=list(METHODS))
+    p.add_argument("--sparsity", type=float, help="fraction of weights pruned, in [0, 1)")
+    p.add_argument(
+        "--spec",
+        action="append",
+        metavar="KEY=VALUE",
+        help="spec field of the method's format (repeatable)",
+    )
+    p.add_argument(
+        "--finetune-epochs",
+        type=int,
+        default=10,
+        help="masked fine-tuning epochs (trp: training epochs)",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, help="encoder threads (default: all)")
+    p.add_argument("--json", metavar="OUT", help="also write the result as JSON")
+    p.set_defaults(func=_cmd_prune)
+
+    from hw.blocks import BLOCKS
+
+    p = sub.add_parser("verilog", help="generate a decoder block's Verilog and JSON sidecar")
+    p.add_argument("block", choices=list(BLOCKS))
+    p.add_argument(
+        "--spec",
+        action="append",
+        metavar="KEY=VALUE",
+        help="spec field or block parameter (repeatable)",
+    )
+    p.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory")
+    p.set_defaults(func=_cmd_verilog)
+
+    p = sub.add_parser("synth", help="Yosys synthesis statistics of a decoder block")
+    p.add_argument("block", choices=list(BLOCKS))
+    p.add_argument(
+        "--spec",
+        action="append",
+        metavar="KEY=VALUE",
+        help="spec field or block parameter (repeatable)",
+    )
+    p.add_argument("--json", metavar="OUT", help="also write the statistics as JSON")
+    p.set_defaults(func=_cmd_synth)
 
     p = sub.add_parser("demo", help="the end-to-end tour on the digits MLP")
     p.add_argument("--out", default="results/demo", help="output directory")

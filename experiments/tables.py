@@ -46,3 +46,20 @@ def storage_row(report: LayerReport, label: str | None = None) -> list[object]:
         f"{report.ratio_vs_csr:.2f}",
         "yes" if report.lossless else "no",
     ]
+
+
+def extras_table(reports: Sequence[LayerReport]) -> str | None:
+    """The format's own figures (``extras``) per layer, or None when it has none."""
+    keys = sorted({key for r in reports for key in r.extras})
+    if not keys:
+        return None
+    rows = [[r.name, *(_number(r.extras.get(key)) for key in keys)] for r in reports]
+    return render(["layer", *keys], rows)
+
+
+def _number(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:.4g}"
+    return str(int(value)) if isinstance(value, float) else str(value)

@@ -20,6 +20,8 @@ def kept_mass_ratio(weights: np.ndarray, mask: np.ndarray) -> float:
     """
     if mask.shape != weights.shape:
         raise ValueError(f"mask shape {mask.shape} does not match weights {weights.shape}")
+    if not mask.any():
+        return 1.0
     best_mask = magnitude_mask(weights, 1.0 - kept_fraction(mask))
     best = float(np.abs(weights[best_mask]).sum(dtype=np.float64))
     return 1.0 if best == 0.0 else float(np.abs(weights[mask]).sum(dtype=np.float64)) / best

@@ -271,7 +271,8 @@ class ViterbiSpec(Spec):
 
     ``n_ff`` flip-flops of state, ``n_in`` input bits per cycle, ``n_out`` mask bits per
     cycle; raw outputs r_t = G·[u_t; s_t] over GF(2) (G: n_out·n_c rows of
-    n_in + n_ff bits, drawn from ``seed``, no zero and no duplicate rows); mask bit j of a
+    n_in + n_ff bits, drawn from ``seed``, no zero and no duplicate rows, the n_c rows of
+    each comparator group linearly independent, so n_c ≤ n_in + n_ff); mask bit j of a
     cycle = (integer value of raw group j, n_c bits) < ``threshold``, so
     P(keep) = threshold / 2^n_c. ``threshold`` unset: calibrated at encode time to the
     target sparsity. ``segment``: VD cycles per segment (the state resets at each
@@ -302,6 +303,11 @@ class ViterbiSpec(Spec):
             raise SpecError(
                 f"ViterbiSpec.threshold must be in 0..2^n_c={2**self.n_c}, got {self.threshold}"
             )
+        if self.n_c > self.n_in + self.n_ff:
+            raise SpecError(
+                f"ViterbiSpec.n_c must be in 1..n_in + n_ff = {self.n_in + self.n_ff} (a "
+                f"comparator group needs linearly independent taps), got {self.n_c}"
+            )
         rows, limit = self.n_out * self.n_c, 2 ** (self.n_in + self.n_ff) - 1
         if rows > limit:
             raise SpecError(
@@ -321,7 +327,9 @@ class XorSpec(Spec):
     (M: n_out × n_s·n_in from ``seed``); care bits are the kept positions of the mask.
     ``value_bits``: bits of a quantized value (one plane each); ``quant``: ``uniform``
     (symmetric two's complement) or ``binary`` (binary-coding: sign planes of
-    ±alpha_i); ``mask_format``: the format storing the mask, reported separately.
+    ±alpha_i); ``mask_format``: the format storing the mask (with that format's
+    default spec), reported separately; ``relative`` pads long gaps with zero-valued
+    slots, so it needs ``uniform``.
     ``segment``: blocks per segment of a plane; the shift register starts from zero at
     each segment start, so segments encode and decode independently.
     """
@@ -355,6 +363,12 @@ class XorSpec(Spec):
                 f"XorSpec: (n_s - 1)·n_in = {state_bits} state bits; the encoder's search "
                 f"allows at most 20 (2^20 states); lower n_s or n_in"
             )
+        if self.quant == "binary" and self.mask_format == "relative":
+            raise SpecError(
+                "XorSpec.mask_format='relative' stores padding slots that must decode to "
+                "zero, which quant='binary' (values ±alpha sums) cannot represent; use "
+                "mask_format bitmap or csr, or quant='uniform'"
+            )
 
 
 @register_spec
@@ -363,11 +377,14 @@ class LbiSpec(Spec):
     """Low-rank binary indexing: each ``tile_rows``×``tile_cols`` tile's mask is
     Ip·Iz (Ip: tile_rows×rank, Iz: rank×tile_cols, binary) in ``semiring``:
     ``bool`` (OR of ANDs) or ``gf2`` (XOR of ANDs). Edge tiles are clipped to the
-    matrix. Index bits = tiles·rank·(tile_rows + tile_cols)."""
+    matrix and their factors stored at the clipped size, so index bits =
+    Σ_tiles rank·(a' + b') (= tiles·rank·(tile_rows + tile_cols) when the tiles divide
+    the matrix). ``rank`` ≤ min(tile_rows, tile_cols) and ≤ 16 (the encoder tries all
+    2^rank choices of a factor row)."""
 
     format_name: ClassVar[str] = "lbi"
     _ranges: ClassVar[dict[str, tuple[int, int | None]]] = {
-        "rank": (1, 64),
+        "rank": (1, 16),
         "tile_rows": (1, 4096),
         "tile_cols": (1, 4096),
     }
@@ -376,6 +393,13 @@ class LbiSpec(Spec):
     tile_rows: int = 64
     tile_cols: int = 64
     semiring: str = "bool"
+
+    def validate(self) -> None:
+        limit = min(self.tile_rows, self.tile_cols)
+        if self.rank > limit:
+            raise SpecError(
+                f"LbiSpec.rank must be in 1..min(tile_rows, tile_cols)={limit}, got {self.rank}"
+            )
 
 
 @register_spec
@@ -398,11 +422,18 @@ class DarbSpec(Spec):
     """Density-adaptive regular-block pruning: each row its own power-of-two block
     size b_r ≤ ``max_block`` (from the row's density under magnitude pruning), one kept
     weight per block with a log2(b_r)-bit offset, plus a per-row code of
-    ⌈log2(log2(max_block) + 1)⌉ bits naming b_r."""
+    ⌈log2(log2(max_block) + 1)⌉ bits naming b_r.
+
+    ``rounding`` turns the row's magnitude-pruning count nnz_r into b_r ≈ n / nnz_r,
+    comparing the row's kept count ⌈n / b_r⌉ with nnz_r: ``nearest`` (closest count,
+    a tie goes to the larger block), ``down`` (largest b_r keeping ≥ nnz_r weights),
+    ``up`` (smallest b_r keeping ≤ nnz_r weights)."""
 
     format_name: ClassVar[str] = "darb"
     _ranges: ClassVar[dict[str, tuple[int, int | None]]] = {"max_block": (1, 4096)}
+    _choices: ClassVar[dict[str, tuple[str, ...]]] = {"rounding": ("nearest", "down", "up")}
     max_block: int = 64
+    rounding: str = "nearest"
 
     def validate(self) -> None:
         _check_power_of_two("DarbSpec", "max_block", self.max_block)

@@ -1,0 +1,441 @@
+"""Viterbi search in hardware: per-step weight scores in, the chosen VD input bits out.
+
+Golden model: :func:`models.viterbi_search.viterbi_search_fixed` (fixed-point scores,
+normalised path metrics, tie-breaks) over the trellis of the VD of
+:mod:`models.viterbi_decompressor` (tap vector x = U + 2^n_in·S, next state x mod 2^n_ff,
+mask pattern of x = row x of :func:`~models.viterbi_decompressor.keep_table`). The block
+returns exactly the golden inputs, bit for bit, for every segment.
+
+**Datapath (one trellis step per accepted input, all 2^n_ff states in parallel).**
+
+* Branch metrics: for every distinct mask pattern p of the keep table, the sum of the
+  step's scores at the set bits of p (pattern p from pattern p with its lowest bit
+  cleared plus one score; one adder per pattern with two or more bits, shared).
+* Add: candidate(x) = pm[x >> n_in] + branch(pattern(x)) for all 2^(n_ff+n_in) tap
+  vectors x, on W + 1 bits (W = :func:`~models.viterbi_search.metric_bits`).
+* Compare-select: next state S' takes the best of its candidates x = S' + h·2^n_ff,
+  h = 0 … 2^n_in − 1, in a tournament whose lower-h side wins ties, i.e. the lowest h
+  (lowest predecessor, then lowest input) among the best, as in the golden model.
+* Normalise: best = the largest selected metric of the step (a max tree over the states);
+  pm'[S'] = max(selected[S'] − best, −2^(W−1)), so metrics stay in [−2^(W−1), 0] on W
+  bits. At a segment's first step the metrics read as 0 for state 0 and −2^(W−1) for
+  the others.
+* Survivors: per step one word of 2^n_ff·n_in bits, bits S'·n_in … S'·n_in + n_in − 1 =
+  the chosen h of next state S', in a memory of ``max_segment`` words (address = step
+  index in the segment) with a synchronous read port transparent to the write port.
+* Traceback after the segment's last step: from the lowest state whose normalised metric
+  is 0 (the best), one step per cycle from the last step back to the first: with next
+  state S' and its h, x = S' + h·2^n_ff, the step's input bits are x mod 2^n_in and the
+  previous state x >> n_in. The input bits go into an output buffer (``max_segment``
+  words of n_in bits, address = step index) and are emitted from it in time order.
+
+**Streams.** ``in``: :func:`input_layout` (the n_out scores of a step, ``first``,
+``last``); ``out``: :func:`output_layout`, the stream a
+:class:`~hw.viterbi_decompressor.ViterbiDecompressor` reads (``u``: n_in bits, bit i =
+u_t[i]; ``first`` on the first step of a segment), so the two connect directly. A
+segment ends at a step with ``last`` set or at its ``max_segment``-th step; the next
+accepted step starts a new segment whatever its ``first`` flag. A step with ``first``
+set always starts a new segment: an unfinished segment before it is dropped (no output).
+
+**Timing.** A segment of L steps is accepted one step per cycle (``in.ready`` high while
+searching). After its last step ``in.ready`` is low for L − 1 cycles, the traceback;
+the traceback step of step 0 writes the first output and, in that same cycle,
+``in.ready`` is high again. So a segment of L steps occupies the input for 2L − 1 cycles
+(L steps + L − 1 traceback-only cycles) and its L outputs are then emitted one per
+cycle from the buffer while the next segment is searched. Latency (full rate, previous
+segment's output drained): the first output is valid L cycles after the edge that
+accepted the last step and is taken at the next edge, :func:`latency` = L + 1 cycles
+between the two handshakes (the convention of :data:`hw.relative_decoder.LATENCY`).
+The traceback of a segment proceeds only in cycles where the previous segment's output
+is drained or emits its last beat, so a stalled output (or a segment shorter than the
+one before) delays it; steady state with equal segments at full rate: 2L − 1 cycles per
+segment, no bubbles (L outputs per 2L − 1 cycles). ``in.ready`` depends
+combinationally on ``out.ready`` in the last traceback cycle. The path-metric loop (add,
+compare-select, max tree, subtract, clamp) is one combinational path per cycle.
+
+After reset (synchronous ``rst``) the output is empty and the next step starts a new
+segment; memories keep their contents, which are never read before being rewritten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.viterbi_decompressor import input_layout as vd_input_layout
+from models.specs import ViterbiSpec
+from models.viterbi_decompressor import keep_table, tap_width
+from models.viterbi_search import DEFAULT_SCORE_BITS, metric_bits
+
+#: Default largest segment length (survivor and output buffer depth).
+DEFAULT_MAX_SEGMENT = 256
+#: Largest ``max_segment`` the block builds (step counters of 16 bits).
+MAX_SEGMENT = 1 << 16
+#: Largest n_ff + n_in: at most 4096 add-compare candidates per step.
+MAX_TAP_BITS = 12
+#: Range of ``score_bits`` (that of the golden model).
+SCORE_BITS_RANGE = (2, 16)
+#: Synthesised gates per bit of an adder, compare-select or subtract-and-clamp unit
+#: (two-input gates of ``abc -g``; 6.3 … 7.0 measured over n_ff = 2 … 6, n_in = 1 … 3).
+GATES_PER_ARITH_BIT = 6.5
+
+
+def latency(steps: int) -> int:
+    """Cycles from the handshake of a segment's last step to that of its first output,
+    at full rate with the previous segment's output drained: ``steps`` + 1."""
+    return steps + 1
+
+
+def segment_cycles(steps: int) -> int:
+    """Input cycles a segment of ``steps`` steps occupies at full rate: 2·steps − 1
+    (``steps`` accepted, then steps − 1 with ``in.ready`` low for the traceback)."""
+    return 2 * steps - 1
+
+
+def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ValueError(f"ViterbiSearch.{name} must be an integer in {lo}..{hi}, got {value!r}")
+
+
+def check_params(spec: ViterbiSpec, score_bits: int, max_segment: int) -> None:
+    """Raise ``ValueError`` (naming the parameter and its allowed range) for a search the
+    hardware cannot build: not a :class:`ViterbiSpec`, ``threshold`` unset (the mask
+    patterns are hard-wired), n_ff + n_in > :data:`MAX_TAP_BITS`, ``score_bits`` outside
+    :data:`SCORE_BITS_RANGE`, ``max_segment`` outside 1..:data:`MAX_SEGMENT` or below
+    ``spec.segment``."""
+    if not isinstance(spec, ViterbiSpec):
+        raise ValueError(f"ViterbiSearch needs a ViterbiSpec, got {type(spec).__name__}")
+    if spec.threshold is None:
+        raise ValueError(
+            f"ViterbiSearch: spec.threshold is unset; the mask patterns are hard-wired, "
+            f"set threshold to an integer in 0..2^n_c={2**spec.n_c}"
+        )
+    if tap_width(spec) > MAX_TAP_BITS:
+        raise ValueError(
+            f"ViterbiSearch: n_ff + n_in must be at most {MAX_TAP_BITS} (2^(n_ff+n_in) "
+            f"add-compare candidates per step), got {spec.n_ff} + {spec.n_in}"
+        )
+    _check_int("score_bits", score_bits, *SCORE_BITS_RANGE)
+    _check_int("max_segment", max_segment, 1, MAX_SEGMENT)
+    if spec.segment > max_segment:
+        raise ValueError(
+            f"ViterbiSearch.max_segment must be at least spec.segment = {spec.segment} "
+            f"(and at most {MAX_SEGMENT}), got {max_segment}"
+        )
+    keep_table(spec)
+
+
+def input_layout(spec: ViterbiSpec, score_bits: int) -> data.StructLayout:
+    """Input payload of one trellis step: ``scores`` (n_out signed ``score_bits``-bit
+    scores; element j = score of weight t·n_out + j, the weight mask bit j covers),
+    ``first`` (starts a new segment), ``last`` (ends the segment)."""
+    return data.StructLayout(
+        {
+            "scores": data.ArrayLayout(signed(score_bits), spec.n_out),
+            "first": 1,
+            "last": 1,
+        }
+    )
+
+
+def output_layout(spec: ViterbiSpec) -> data.StructLayout:
+    """Output payload, one beat per step in time order: ``u`` (n_in bits, bit i =
+    u_t[i]) and ``first`` (1 on the segment's first step); the input layout of
+    :class:`~hw.viterbi_decompressor.ViterbiDecompressor`."""
+    return vd_input_layout(spec)
+
+
+def patterns(spec: ViterbiSpec) -> np.ndarray:
+    """Mask pattern of every tap vector: int64 (2^(n_in+n_ff),), bit j = keep_j of
+    :func:`~models.viterbi_decompressor.keep_table`."""
+    table = keep_table(spec).astype(np.int64)
+    return table @ (1 << np.arange(spec.n_out, dtype=np.int64))
+
+
+def sum_patterns(spec: ViterbiSpec) -> list[int]:
+    """The patterns with two or more bits whose score sums the block adds (each one
+    adder: the pattern with its lowest bit cleared plus one score), in increasing
+    order; the closure of the keep table's patterns under clearing the lowest bit."""
+    needed: set[int] = set()
+    for p in np.unique(patterns(spec)).tolist():
+        while p & (p - 1) and p not in needed:
+            needed.add(p)
+            p &= p - 1
+    return sorted(needed)
+
+
+def state_classes(spec: ViterbiSpec) -> np.ndarray:
+    """Class of every state, int64 (2^n_ff,), numbered in order of first appearance.
+
+    Two states are in one class when the circuit computes their next path metrics from
+    the same inputs: the same start value (state 0 starts at 0, the others at the floor)
+    and, for every h, predecessors of one class and tap vectors of one mask pattern. Their
+    metrics and survivors are then equal at every step, and synthesis merges their
+    registers and survivor columns. The classes are the least fixed point of that rule
+    from all states distinct, the merging an iterated structural-equivalence pass (Yosys
+    ``opt_merge``) finds.
+    """
+    k, n = spec.n_ff, spec.n_in
+    pattern = patterns(spec).tolist()
+    classes = list(range(1 << k))
+    while True:
+        keys: dict[tuple, int] = {}
+        merged = []
+        for s in range(1 << k):
+            key = tuple(
+                (classes[x >> n], x >> n == 0, pattern[x])
+                for x in (s + (h << k) for h in range(1 << n))
+            )
+            merged.append(keys.setdefault(key, len(keys)))
+        if len(keys) == len(set(classes)):
+            return np.array(merged, dtype=np.int64)
+        classes = merged
+
+
+def matrices(spec: ViterbiSpec, params: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The constants the circuit hard-wires, for the sidecar: ``keep_table``, 0/1 of
+    shape (2^(n_in+n_ff), n_out), row x = mask bits of tap vector x = U + 2^n_in·S."""
+    check_params(spec, **params)
+    return {"keep_table": keep_table(spec).astype(np.uint8)}
+
+
+def expected_cells(spec: ViterbiSpec, score_bits: int, max_segment: int) -> dict[str, int]:
+    """What the synthesised block is built from, and the cell counts it should reach.
+
+    With W = :func:`~models.viterbi_search.metric_bits`, D = ``max_segment``, N = 2^n_ff
+    states and C = the :func:`state_classes` (C ≤ N; synthesis merges equivalent states):
+
+    * ``candidates`` = 2^(n_ff+n_in), the nominal adders; ``adders``: those left after
+      merging, distinct (predecessor class, mask pattern) pairs with a non-empty pattern
+      (an empty pattern adds nothing), W + 1 bits each;
+    * ``compare_selects``: C·(2^n_in − 1) in the add-compare-select plus N − 1 in the max
+      tree, W + 1 bits; ``normalisers``: C subtract-and-clamp units, W + 1 bits;
+    * ``pattern_adders``: :func:`sum_patterns` (narrow, score_bits + a few bits);
+    * ``survivor_bits`` = D·C·n_in (nominal D·N·n_in), ``buffer_bits`` = D·n_in;
+    * ``dff`` (exact): survivor + buffer storage, C·W path metrics, the C·n_in survivor
+      read register, five step counters of ⌈log2 D⌉ bits, n_ff traceback state bits and
+      four flags;
+    * ``mux_bits``: the memory read multiplexers, (D − 1)·(C + 1)·n_in, plus C·n_in for
+      the transparent read and (N − 1)·n_in for the traceback's survivor select;
+    * ``gates``: the expected two-input gates, inverters and multiplexers (all cells but
+      flip-flops): :data:`GATES_PER_ARITH_BIT` per bit of the adders, compare-selects and
+      normalisers plus one per mux bit.
+    """
+    k, n = spec.n_ff, spec.n_in
+    states = 1 << k
+    width = metric_bits(spec, score_bits)
+    classes = state_classes(spec)
+    count = int(classes.max()) + 1
+    pattern = patterns(spec).tolist()
+    adders = len(
+        {(classes[x >> n], x >> n == 0, pattern[x]) for x in range(1 << (k + n)) if pattern[x]}
+    )
+    compare_selects = count * ((1 << n) - 1) + states - 1
+    survivor = max_segment * count * n
+    buffer = max_segment * n
+    control = 5 * (max_segment - 1).bit_length() + k + 4
+    mux = (max_segment - 1) * (count + 1) * n + count * n + (states - 1) * n
+    arith = (width + 1) * (adders + compare_selects + count)
+    return {
+        "metric_bits": width,
+        "states": states,
+        "state_classes": count,
+        "candidates": 1 << (k + n),
+        "adders": adders,
+        "compare_selects": compare_selects,
+        "normalisers": count,
+        "pattern_adders": len(sum_patterns(spec)),
+        "survivor_bits": survivor,
+        "buffer_bits": buffer,
+        "dff": survivor + buffer + count * width + count * n + control,
+        "mux_bits": mux,
+        "gates": round(GATES_PER_ARITH_BIT * arith) + mux,
+    }
+
+
+def _tournament(items: list[tuple[Any, Any]], m: Module, width: int) -> tuple[Any, Any]:
+    """(value, index) of the largest value of ``items`` [(value, index)], the earlier
+    item winning ties; a balanced tree of compare-selects."""
+    while len(items) > 1:
+        merged = []
+        for k in range(0, len(items) - 1, 2):
+            (lv, li), (rv, ri) = items[k], items[k + 1]
+            take = Signal()
+            value = Signal(signed(width))
+            m.d.comb += [take.eq(rv > lv), value.eq(Mux(take, rv, lv))]
+            index = None if li is None else Mux(take, ri, li)
+            merged.append((value, index))
+        if len(items) % 2:
+            merged.append(items[-1])
+        items = merged
+    return items[0]
+
+
+def _lowest_set(flags: list[Any]) -> tuple[Any, Any]:
+    """(any flag set, index of the lowest set flag) of ``flags``, a balanced tree."""
+    items = [(f, Cat()) for f in flags]
+    while len(items) > 1:
+        merged = []
+        for k in range(0, len(items), 2):
+            (lf, li), (rf, ri) = items[k], items[k + 1]
+            merged.append((lf | rf, Cat(Mux(lf, li, ri), ~lf)))
+        items = merged
+    return items[0]
+
+
+class ViterbiSearch(wiring.Component):
+    """The Viterbi search of ``spec`` (``threshold`` set) on ``score_bits``-bit scores,
+    segments of at most ``max_segment`` steps (see the module docstring for the datapath
+    and timing; :func:`latency`, :func:`segment_cycles`).
+
+    Parameters: ``spec`` (n_ff + n_in ≤ :data:`MAX_TAP_BITS`), ``score_bits``
+    (:data:`SCORE_BITS_RANGE`, default 8), ``max_segment`` (spec.segment ..
+    :data:`MAX_SEGMENT`, default :data:`DEFAULT_MAX_SEGMENT`).
+
+    Streams: ``in`` (:func:`input_layout`; a Python keyword, so ``getattr(vs, "in")``)
+    → ``out`` (:func:`output_layout`). Verilog ports ``in__valid``, ``in__ready``,
+    ``in__payload`` (bits j·score_bits … (j+1)·score_bits − 1 = score j, two's
+    complement; then ``first``, then ``last``), ``out__valid``, ``out__ready``,
+    ``out__payload`` (bits 0 … n_in − 1 = ``u``, bit n_in = ``first``).
+    """
+
+    def __init__(
+        self,
+        spec: ViterbiSpec,
+        score_bits: int = DEFAULT_SCORE_BITS,
+        max_segment: int = DEFAULT_MAX_SEGMENT,
+    ) -> None:
+        check_params(spec, score_bits, max_segment)
+        self.spec = spec
+        self.score_bits = score_bits
+        self.max_segment = max_segment
+        self.metric_bits = metric_bits(spec, score_bits)
+        super().__init__(
+            {
+                "in": In(stream.Signature(input_layout(spec, score_bits))),
+                "out": Out(stream.Signature(output_layout(spec))),
+            }
+        )
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        i, o = getattr(self, "in"), self.out
+        spec = self.spec
+        n_in, n_ff = spec.n_in, spec.n_ff
+        states = 1 << n_ff
+        width = self.metric_bits
+        floor = -(1 << (width - 1))
+        depth = self.max_segment
+
+        # control
+        at_start = Signal(init=1)
+        waddr = Signal(range(depth))
+        tracing = Signal()
+        trace_first = Signal()
+        t = Signal(range(depth))
+        seg_last = Signal(range(depth))
+        tb_state = Signal(n_ff)
+        out_idx = Signal(range(depth))
+        out_end = Signal(range(depth))
+
+        restart = at_start | i.p.first
+        step_addr = Signal(range(depth))
+        m.d.comb += step_addr.eq(Mux(restart, 0, waddr))
+        closing = i.p.last | (step_addr == depth - 1)
+        drained = ~o.valid | (o.ready & (out_idx == out_end))
+        advance = tracing & drained
+        trace_done = advance & (t == 0)
+        m.d.comb += i.ready.eq(~tracing | trace_done)
+        accept = i.valid & i.ready
+
+        # branch metrics: one sum per mask pattern
+        top = (1 << (self.score_bits - 1)) - 1
+        sums: dict[int, Any] = {0: 0}
+        for j in range(spec.n_out):
+            sums[1 << j] = i.p.scores[j]
+        for p in sum_patterns(spec):
+            count = p.bit_count()
+            total = Signal(range(-count * top, count * top + 1), name=f"branch_{p:x}")
+            m.d.comb += total.eq(sums[p & (p - 1)] + i.p.scores[(p & -p).bit_length() - 1])
+            sums[p] = total
+
+        # add-compare-select over all states, then normalise
+        pm = [Signal(signed(width), name=f"pm_{s}") for s in range(states)]
+        start = [Mux(restart, 0 if s == 0 else floor, pm[s]) for s in range(states)]
+        cands = []
+        for x, p in enumerate(patterns(spec).tolist()):
+            cand = Signal(signed(width + 1), name=f"cand_{x}")
+            m.d.comb += cand.eq(start[x >> n_in] + sums[p])
+            cands.append(cand)
+        selected, picks = [], []
+        for s in range(states):
+            value, index = _tournament(
+                [(cands[s + h * states], h) for h in range(1 << n_in)], m, width + 1
+            )
+            pick = Signal(n_in, name=f"pick_{s}")
+            m.d.comb += pick.eq(index)
+            selected.append(value)
+            picks.append(pick)
+        best, _ = _tournament([(v, None) for v in selected], m, width + 1)
+        pm_next = []
+        for s in range(states):
+            diff = Signal(signed(width + 1), name=f"norm_{s}")
+            m.d.comb += diff.eq(selected[s] - best)
+            pm_next.append(Mux(diff < floor, floor, diff))
+
+        # survivor memory
+        m.submodules.survivors = survivors = memory.Memory(
+            shape=states * n_in, depth=depth, init=[]
+        )
+        sw = survivors.write_port()
+        sr = survivors.read_port(transparent_for=(sw,))
+        m.d.comb += [
+            sw.addr.eq(step_addr),
+            sw.data.eq(Cat(*picks)),
+            sw.en.eq(accept),
+            sr.addr.eq(Mux(accept, step_addr, t - 1)),
+            sr.en.eq(accept | advance),
+        ]
+
+        # traceback
+        _, end_state = _lowest_set([v == 0 for v in pm])
+        current = Signal(n_ff)
+        m.d.comb += current.eq(Mux(trace_first, end_state, tb_state))
+        x = Cat(current, sr.data.word_select(current, n_in))
+        m.submodules.buffer = buffer = memory.Memory(shape=n_in, depth=depth, init=[])
+        bw = buffer.write_port()
+        br = buffer.read_port(domain="comb")
+        m.d.comb += [bw.addr.eq(t), bw.data.eq(x[:n_in]), bw.en.eq(advance)]
+
+        # output
+        m.d.comb += [br.addr.eq(out_idx), o.p.u.eq(br.data), o.p.first.eq(out_idx == 0)]
+        with m.If(o.valid & o.ready):
+            with m.If(out_idx == out_end):
+                m.d.sync += o.valid.eq(0)
+            with m.Else():
+                m.d.sync += out_idx.eq(out_idx + 1)
+        with m.If(advance):
+            m.d.sync += [tb_state.eq(x[n_in:]), trace_first.eq(0), t.eq(t - 1)]
+            with m.If(t == 0):
+                m.d.sync += [
+                    tracing.eq(0),
+                    o.valid.eq(1),
+                    out_idx.eq(0),
+                    out_end.eq(seg_last),
+                ]
+        with m.If(accept):
+            m.d.sync += [pm[s].eq(pm_next[s]) for s in range(states)]
+            m.d.sync += [waddr.eq(step_addr + 1), at_start.eq(closing)]
+            with m.If(closing):
+                m.d.sync += [
+                    tracing.eq(1),
+                    trace_first.eq(1),
+                    t.eq(step_addr),
+                    seg_last.eq(step_addr),
+                ]
+        return m

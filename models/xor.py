@@ -1,0 +1,287 @@
+"""XOR-gate fixed-to-fixed encoding of weight bit-planes, format ``xor`` (REFERENCES §2).
+
+A reconstruction of Kwon et al. (CVPR 2020) and Park et al. (ICLR 2022); the choices
+marked [ours] in REFERENCES §2 are built as written there.
+
+Storage of a layer W (m, n) under an :class:`~models.specs.XorSpec`:
+
+1. **Quantization** (:mod:`models.bitplanes`): W becomes ``value_bits`` bit-planes
+   (``uniform`` two's complement or ``binary`` coding) plus float32 scales.
+2. **Mask**: the non-zero pattern of the quantized layer is stored in
+   ``spec.mask_format`` (bitmap, csr or relative, with that format's default spec);
+   only its index streams are kept, renamed ``mask_<name>``. Its *slots* — the
+   positions the mask format gives a value to (the non-zeros, plus relative's padding
+   zeros) — are the **care** positions; every other position is don't-care.
+3. **Planes**: each plane is read over all m·n positions in row-major order and cut
+   into B = ⌈m·n / n_out⌉ blocks of n_out bits (the last block is padded with
+   don't-cares). Block t decodes as y_t = M·[x_t; x_{t−1}; …; x_{t−n_s+1}] over GF(2)
+   from n_in-bit inputs (layout of M and of the inputs: :func:`xor_matrix` and
+   :mod:`models.xor_encode`); the register is cleared every ``segment`` blocks. The
+   encoder (:func:`encode_planes`) picks the inputs so as few care bits as possible
+   are wrong, and every wrong care bit becomes a **patch**.
+4. **Patches** [ours]: one list per plane, each patch naming its block
+   (⌈log2 B⌉ bits) and bit (⌈log2 n_out⌉ bits), sorted by block then bit, plus a
+   32-bit patch count per plane. Decoding flips the patched bits, so the scheme is
+   lossless: every care bit is reproduced exactly.
+
+Streams: ``mask_*`` (index), ``inputs`` (planes·B elements, n_in bits each, plane by
+plane), ``patch_block``, ``patch_bit``, ``patch_count`` (planes elements, 32 bits),
+``scales`` (float32, 32 bits each) — all value streams. Index bits = the mask
+format's index bits; value bits = input + patch + scale bits.
+
+Encoding efficiency E = care bits / (input bits + patch bits) with care bits = care
+positions × planes (REFERENCES §2): the achieved n_out/n_in over the entropy bound
+1/(1 − S) (:func:`models.bounds.entropy_bound`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from models.bitplanes import SCALE_BITS, BitPlanes, planes_to_values, to_bitplanes
+from models.format import Decoded, Encoded, Format, FormatError, Stream, ceil_log2
+from models.gf2 import pack, unpack
+from models.specs import XorSpec
+from models.workloads import check_weights
+from models.xor_encode import decode_blocks, encode_blocks, traceback_bytes
+
+__all__ = [
+    "MAX_TRACEBACK_BYTES",
+    "MAX_TRANSITIONS_LOG2",
+    "PATCH_COUNT_BITS",
+    "XorFormat",
+    "XorPlanes",
+    "decode_planes",
+    "encode_planes",
+    "xor_matrix",
+    "xor_reference",
+]
+
+PATCH_COUNT_BITS = 32
+"""Width of the per-plane patch count."""
+
+MAX_TRANSITIONS_LOG2 = 24
+"""The n_s ≥ 2 search visits 2^(n_s·n_in) transitions per block; at most 2^24."""
+
+MAX_TRACEBACK_BYTES = 1 << 27
+"""Largest traceback of one segment of the n_s ≥ 2 search (128 MiB)."""
+
+
+def xor_matrix(spec: XorSpec) -> np.ndarray:
+    """The XOR matrix M of ``spec``: ``uint8`` 0/1, shape (n_out, n_s·n_in).
+
+    Entries are independent fair bits from ``numpy.random.default_rng(spec.seed)``
+    (``integers(0, 2, (n_out, n_s·n_in))``). Row i drives output bit i of a block
+    (position t·n_out + i of the plane). Column j·n_in + k multiplies bit k of
+    x_{t−j}: columns 0 … n_in−1 take the current input x_t, the next n_in columns
+    x_{t−1}, and so on up to x_{t−n_s+1}. Output i = XOR of M[i, c]·v[c] over c, with
+    v = [x_t; x_{t−1}; …; x_{t−n_s+1}] and v[j·n_in + k] = bit k of x_{t−j}.
+    """
+    rng = np.random.default_rng(spec.seed)
+    return rng.integers(0, 2, size=(spec.n_out, spec.n_s * spec.n_in), dtype=np.uint8)
+
+
+@dataclasses.dataclass(frozen=True)
+class XorPlanes:
+    """Encoded bit-planes.
+
+    ``inputs``: ``uint64`` (planes, B), the n_in-bit input of every block.
+    ``patch_plane``, ``patch_block``, ``patch_bit``: ``int64`` (patches,), the wrong
+    care bits, sorted by plane, block, bit (position in the plane =
+    block·n_out + bit).
+    """
+
+    inputs: np.ndarray
+    patch_plane: np.ndarray
+    patch_block: np.ndarray
+    patch_bit: np.ndarray
+
+    def patch_counts(self) -> np.ndarray:
+        """Patches per plane, ``int64`` (planes,)."""
+        return np.bincount(self.patch_plane, minlength=self.inputs.shape[0]).astype(np.int64)
+
+    def no_patch_blocks(self) -> np.ndarray:
+        """Whether each block needs no patch: bool (planes, B)."""
+        clean = np.ones(self.inputs.shape, dtype=bool)
+        clean[self.patch_plane, self.patch_block] = False
+        return clean
+
+
+def _blocks(length: int, n_out: int) -> int:
+    return -(-length // n_out)
+
+
+def _check_search(spec: XorSpec, blocks: int) -> None:
+    """Reject n_s ≥ 2 searches too large to run (transitions or traceback memory)."""
+    if spec.n_s == 1:
+        return
+    log2_transitions = spec.n_s * spec.n_in
+    if log2_transitions > MAX_TRANSITIONS_LOG2:
+        raise FormatError(
+            f"XorSpec n_s={spec.n_s}, n_in={spec.n_in}: the search visits 2^{log2_transitions} "
+            f"transitions per block; n_s·n_in must be <= {MAX_TRANSITIONS_LOG2}"
+        )
+    seg = min(spec.segment, blocks)
+    need = traceback_bytes(spec.n_in, spec.n_s, seg)
+    if need > MAX_TRACEBACK_BYTES:
+        fit = max(1, MAX_TRACEBACK_BYTES // traceback_bytes(spec.n_in, spec.n_s, 1))
+        raise FormatError(
+            f"XorSpec.segment={spec.segment}: the search's traceback needs {need} bytes per "
+            f"segment (limit {MAX_TRACEBACK_BYTES}); use segment <= {fit}"
+        )
+
+
+def _pack_blocks(bits: np.ndarray, n_out: int) -> np.ndarray:
+    """Rows of 0/1 ``bits`` (rows, L) cut into n_out-bit blocks, zero-padded and
+    packed: ``uint64`` (rows, B, W)."""
+    rows, length = bits.shape
+    blocks = _blocks(length, n_out)
+    padded = np.zeros((rows, blocks * n_out), dtype=np.uint8)
+    padded[:, :length] = bits
+    return pack(padded.reshape(rows * blocks, n_out)).reshape(rows, blocks, -1)
+
+
+def encode_planes(bits: np.ndarray, care: np.ndarray, spec: XorSpec) -> XorPlanes:
+    """Encode bit-planes with the XOR decoder of ``spec``.
+
+    Args:
+        bits: 0/1 array (planes, L), each row a plane in scan order.
+        care: bool (L,), True at care positions (shared by the planes).
+        spec: the decoder (n_in, n_out, n_s, seed, segment).
+
+    Returns:
+        The inputs and the patches; :func:`decode_planes` of the inputs with the
+        patches applied equals ``bits`` at every care position.
+    """
+    bits = np.asarray(bits)
+    care = np.asarray(care, dtype=bool)
+    if bits.ndim != 2 or care.shape != (bits.shape[1],):
+        raise ValueError(
+            f"bits must be (planes, L) and care (L,); got shapes {bits.shape} and {care.shape}"
+        )
+    blocks = _blocks(bits.shape[1], spec.n_out)
+    _check_search(spec, blocks)
+    data = _pack_blocks(bits, spec.n_out)
+    mask = _pack_blocks(care[np.newaxis], spec.n_out)[0]
+    inputs, residual = encode_blocks(
+        data, mask, xor_matrix(spec), spec.n_in, spec.n_s, spec.segment
+    )
+    wrong = unpack(residual.reshape(-1, residual.shape[2]), spec.n_out)
+    plane, block, bit = np.nonzero(wrong.reshape(bits.shape[0], blocks, spec.n_out))
+    return XorPlanes(inputs, plane.astype(np.int64), block.astype(np.int64), bit.astype(np.int64))
+
+
+def decode_planes(inputs: np.ndarray, spec: XorSpec, length: int) -> np.ndarray:
+    """Decoder output of ``inputs`` (planes, B): ``uint8`` 0/1 (planes, ``length``),
+    patches not applied."""
+    words = decode_blocks(inputs, xor_matrix(spec), spec.n_in, spec.n_s, spec.segment)
+    bits = unpack(words.reshape(-1, words.shape[2]), spec.n_out)
+    return bits.reshape(inputs.shape[0], -1)[:, :length].copy()
+
+
+def xor_reference(weights: np.ndarray, spec: XorSpec) -> np.ndarray:
+    """The matrix an encoding of ``weights`` (m, n) stands for: the quantized values
+    (float32 dequantized for floating input, the integers for integer input) at the
+    non-zero weights, zero elsewhere."""
+    return _quantize(weights, spec)[1]
+
+
+def _quantize(weights: np.ndarray, spec: XorSpec) -> tuple[BitPlanes, np.ndarray]:
+    planes = to_bitplanes(weights, spec.value_bits, spec.quant)
+    return planes, np.where(weights != 0, planes.values(), 0).astype(planes.dtype)
+
+
+def _mask_format(spec: XorSpec) -> Format:
+    from models.registry import get_format  # the registry imports this module
+
+    return get_format(spec.mask_format)
+
+
+def _slots(fmt: Format, streams: dict[str, Stream], shape: tuple[int, int]) -> np.ndarray:
+    """The positions the mask format stores a value at, bool (m, n): its index
+    ``streams`` decoded with a unit value broadcast to every slot."""
+    unit = np.ones(1, dtype=np.uint8)
+    full = {**streams, "values": Stream(unit, 8, "value")}
+    enc = Encoded(fmt.name, fmt.spec_type(), shape, unit.dtype, full, 0, 0, 0, 0)
+    return fmt.decode(enc).mask
+
+
+class XorFormat(Format):
+    """Mask in another format + XOR-encoded value bit-planes with patches."""
+
+    name = "xor"
+    summary = "value bit-planes from XOR gates (inputs + patches), mask in another format"
+
+    def compress(
+        self, weights: np.ndarray, sparsity: float | None, spec: XorSpec | None = None
+    ) -> tuple[np.ndarray, Encoded]:
+        """Magnitude-prune (when ``sparsity`` is given) and encode; the reference is
+        :func:`xor_reference` of the pruned layer (the quantized values)."""
+        spec = self.spec_type() if spec is None else spec
+        check_weights(weights)
+        pruned = weights if sparsity is None else self.prune(weights, sparsity, spec)
+        enc = self.encode(pruned, spec)
+        return xor_reference(pruned, spec), enc
+
+    def _encode(self, weights: np.ndarray, spec: XorSpec) -> Encoded:
+        planes, reference = _quantize(weights, spec)
+        mask_fmt = _mask_format(spec)
+        mask_enc = mask_fmt.encode((reference != 0).astype(np.uint8))
+        mask_streams = {k: s for k, s in mask_enc.streams.items() if s.role == "index"}
+        care = _slots(mask_fmt, mask_streams, reference.shape)
+        n_planes = spec.value_bits
+        code = encode_planes(planes.planes.reshape(n_planes, -1), care.ravel(), spec)
+        blocks = code.inputs.shape[1]
+        n_patches = code.patch_block.size
+        widths = (ceil_log2(blocks), ceil_log2(spec.n_out))
+        streams = {f"mask_{k}": s for k, s in mask_streams.items()}
+        streams.update(
+            inputs=Stream(code.inputs.ravel(), spec.n_in, "value"),
+            patch_block=Stream(code.patch_block, widths[0], "value"),
+            patch_bit=Stream(code.patch_bit, widths[1], "value"),
+            patch_count=Stream(code.patch_counts(), PATCH_COUNT_BITS, "value"),
+            scales=Stream(planes.scales, SCALE_BITS, "value"),
+        )
+        input_bits = n_planes * blocks * spec.n_in
+        patch_bits = n_patches * sum(widths) + n_planes * PATCH_COUNT_BITS
+        scale_bits = planes.scales.size * SCALE_BITS
+        care_positions = int(care.sum())
+        care_bits = care_positions * n_planes
+        extras = {
+            "efficiency": care_bits / (input_bits + patch_bits),
+            "patch_bits": float(patch_bits),
+            "mask_bits": float(mask_enc.index_bits),
+            "input_bits": float(input_bits),
+            "scale_bits": float(scale_bits),
+            "care_bits": float(care_bits),
+            "entropy_bound": reference.size / care_positions if care_positions else np.inf,
+            "no_patch_block_fraction": float(code.no_patch_blocks().mean()),
+        }
+        enc = self._bundle(
+            reference,
+            spec,
+            streams,
+            index_bits=mask_enc.index_bits,
+            value_bits=input_bits + patch_bits + scale_bits,
+            extras=extras,
+        )
+        return dataclasses.replace(enc, stored_values=care_positions)
+
+    def decode(self, enc: Encoded) -> Decoded:
+        spec: XorSpec = enc.spec
+        m, n = enc.shape
+        mask_streams = {k[5:]: s for k, s in enc.streams.items() if k.startswith("mask_")}
+        care = _slots(_mask_format(spec), mask_streams, enc.shape)
+        inputs = enc.streams["inputs"].data.reshape(spec.value_bits, -1)
+        bits = decode_planes(inputs, spec, m * n)
+        plane = np.repeat(
+            np.arange(spec.value_bits), enc.streams["patch_count"].data.astype(np.int64)
+        )
+        position = enc.streams["patch_block"].data * spec.n_out + enc.streams["patch_bit"].data
+        bits[plane, position] ^= 1
+        values = planes_to_values(
+            bits.reshape(spec.value_bits, m, n), enc.streams["scales"].data, spec.quant, enc.dtype
+        )
+        return Decoded(np.where(care, values, 0).astype(enc.dtype), care)

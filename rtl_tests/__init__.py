@@ -1,0 +1,1 @@
+"""cocotb verification of the generated Verilog against the golden models, run by pytest."""
