@@ -17,26 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
-from collections.abc import Callable
 
 import numpy as np
+from timing import timings
 
 from models.darb import BmwmFormat, DarbFormat
 from models.format import Format
 from models.specs import BmwmSpec, DarbSpec, Spec
 from models.workloads import gaussian
-
-
-def timings(fn: Callable[[], object], repeats: int) -> list[float]:
-    """Wall times in seconds of ``repeats`` calls of ``fn`` after one warm-up call."""
-    fn()
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
 
 
 def numpy_encode(w: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

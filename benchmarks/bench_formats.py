@@ -12,26 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
-from collections.abc import Callable
 
 import scipy.sparse
+from timing import timings
 
 from models.registry import get_format
 from models.workloads import gaussian, magnitude_prune
 
 BASELINES = ("dense", "bitmap", "csr", "relative", "nm", "block")
-
-
-def timings(fn: Callable[[], object], repeats: int) -> list[float]:
-    """Wall times in seconds of ``repeats`` calls of ``fn`` after one warm-up call."""
-    fn()
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
 
 
 def main() -> None:

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from timing import measure
 
 from models import gf2
 
@@ -45,16 +43,6 @@ def numpy_rank(a: np.ndarray) -> int:
         r[below] ^= r[row]
         row += 1
     return row
-
-
-def measure(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
-    """Median and minimum wall time in seconds of ``repeats`` calls of ``fn``."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), min(times)
 
 
 def warm_up() -> None:

@@ -16,11 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
-from collections.abc import Callable
 
 import numba
 import numpy as np
+from timing import timings
 
 from models.specs import ViterbiSpec
 from models.viterbi_decompressor import expand_matrix, keep_table, pack_inputs, unpack_inputs
@@ -33,17 +32,6 @@ from models.viterbi_search import (
 from models.workloads import gaussian, magnitude_threshold
 
 SPEC = ViterbiSpec(n_in=1, n_out=5, n_ff=8, n_c=4, threshold=2, segment=256)
-
-
-def timings(fn: Callable[[], object], repeats: int) -> list[float]:
-    """Wall times in seconds of ``repeats`` calls of ``fn`` after one warm-up call."""
-    fn()
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
 
 
 def numpy_search(spec: ViterbiSpec, scores: np.ndarray) -> np.ndarray:

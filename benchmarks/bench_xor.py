@@ -33,14 +33,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numba
 import numpy as np
+from timing import measure
 
 from models.gf2 import pack
 from models.specs import XorSpec
@@ -64,17 +62,6 @@ class Rate:
     @property
     def weights_per_s(self) -> float:
         return self.weights / self.median_s
-
-
-def measure(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
-    """Median and minimum wall time in seconds of ``repeats`` calls after one warm-up."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), min(times)
 
 
 def plane(length: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

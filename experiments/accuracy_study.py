@@ -6,7 +6,8 @@ One row per (method, target sparsity) through :func:`experiments.prune.prune_com
 (the same path as ``codesign prune``): kept fraction, index bits per weight, total bits
 (float32 values), held-out accuracy after pruning and after masked fine-tuning.
 BMWM keeps one weight per block, so its rate is 1 − 1/b: it runs at the smallest b
-reaching the target (``models.darb.bmwm_block_for``). TRP has no sparsity knob: it runs
+reaching the target (``models.darb.bmwm_block_for``); LBI uses rank 2 on 10×10 GF(2)
+tiles (:data:`LBI_SPEC`). TRP has no sparsity knob: it runs
 at SVD energies 0.9 / 0.95 / 0.97 and its "kept" column is deployed/dense parameters.
 """
 
@@ -25,9 +26,15 @@ SPARSE_METHODS = ("magnitude", "viterbi", "lbi", "bmwm", "darb", "block")
 TRP_ENERGIES = (0.9, 0.95, 0.97)
 
 
+#: LBI tiles that fit every layer of the digits MLP (fc3 is 10×100).
+LBI_SPEC = ["rank=2", "tile_rows=10", "tile_cols=10", "semiring=gf2"]
+
+
 def method_specs(method: str, sparsity: float) -> list[str]:
     """``--spec`` items a method needs at ``sparsity``."""
-    return [f"b={bmwm_block_for(sparsity)}"] if method == "bmwm" else []
+    if method == "bmwm":
+        return [f"b={bmwm_block_for(sparsity)}"]
+    return LBI_SPEC if method == "lbi" else []
 
 
 def run_study(epochs: int) -> list[dict[str, Any]]:

@@ -195,27 +195,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     from hw.blocks import BLOCKS
 
-    p = sub.add_parser("verilog", help="generate a decoder block's Verilog and JSON sidecar")
-    p.add_argument("block", choices=list(BLOCKS))
-    p.add_argument(
-        "--spec",
-        action="append",
-        metavar="KEY=VALUE",
-        help="spec field or block parameter (repeatable)",
-    )
-    p.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory")
-    p.set_defaults(func=_cmd_verilog)
-
-    p = sub.add_parser("synth", help="Yosys synthesis statistics of a decoder block")
-    p.add_argument("block", choices=list(BLOCKS))
-    p.add_argument(
-        "--spec",
-        action="append",
-        metavar="KEY=VALUE",
-        help="spec field or block parameter (repeatable)",
-    )
-    p.add_argument("--json", metavar="OUT", help="also write the statistics as JSON")
-    p.set_defaults(func=_cmd_synth)
+    for command, func, text in (
+        ("verilog", _cmd_verilog, "generate a decoder block's Verilog and JSON sidecar"),
+        ("synth", _cmd_synth, "Yosys synthesis statistics of a decoder block"),
+    ):
+        p = sub.add_parser(command, help=text)
+        p.add_argument("block", choices=list(BLOCKS))
+        p.add_argument(
+            "--spec",
+            action="append",
+            metavar="KEY=VALUE",
+            help="spec field or block parameter (repeatable)",
+        )
+        if command == "verilog":
+            p.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory")
+        else:
+            p.add_argument("--json", metavar="OUT", help="also write the statistics as JSON")
+        p.set_defaults(func=func)
 
     p = sub.add_parser("demo", help="the end-to-end tour on the digits MLP")
     p.add_argument("--out", default="results/demo", help="output directory")

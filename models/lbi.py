@@ -65,12 +65,6 @@ def check_fit(shape: tuple[int, int], spec: LbiSpec) -> None:
             )
 
 
-def _mass_ratio(weights: np.ndarray, mask: np.ndarray) -> float:
-    """:func:`kept_mass_ratio`, 1.0 for an empty mask (nothing kept, nothing lost to
-    magnitude pruning at the same kept fraction)."""
-    return kept_mass_ratio(weights, mask) if mask.any() else 1.0
-
-
 def index_bits(shape: tuple[int, int], spec: LbiSpec) -> int:
     """Closed-form index storage in bits: rank·(tiles across·m + tiles down·n)."""
     down, across = tile_counts(shape, spec.tile_rows, spec.tile_cols)
@@ -196,7 +190,7 @@ class LbiFormat(Format):
         mask = cal.factorization.mask()
         reference = np.where(mask, weights, np.zeros((), dtype=weights.dtype))
         extras = {
-            "kept_mass_ratio": _mass_ratio(weights, mask),
+            "kept_mass_ratio": kept_mass_ratio(weights, mask),
             "target_kept_fraction": cal.target / weights.size,
             "threshold": cal.best.threshold,
             "calibration_probes": float(len(cal.probes)),
@@ -222,7 +216,7 @@ class LbiFormat(Format):
         mask = fact.mask()
         nonzero = weights != 0
         extras = {
-            "kept_mass_ratio": _mass_ratio(weights, mask),
+            "kept_mass_ratio": kept_mass_ratio(weights, mask),
             "covered_fraction": float(np.count_nonzero(nonzero & mask))
             / max(1, int(np.count_nonzero(nonzero))),
         }
