@@ -21,13 +21,16 @@ returns exactly the golden inputs, bit for bit, for every segment.
   bits. At a segment's first step the metrics read as 0 for state 0 and −2^(W−1) for
   the others.
 * Survivors: per step one word of 2^n_ff·n_in bits, bits S'·n_in … S'·n_in + n_in − 1 =
-  the chosen h of next state S', in a memory of ``max_segment`` words (address = step
-  index in the segment) with a synchronous read port transparent to the write port.
-* Traceback after the segment's last step: from the lowest state whose normalised metric
+  the chosen h of next state S', in two banks (ping-pong; segments alternate between
+  them in the order they end) of ``max_segment`` words each (address = step index in
+  the segment), each with a synchronous read port transparent to its write port.
+* Traceback after the segment's last step, reading the segment's bank while the next
+  segment's search writes the other one: from the lowest state whose normalised metric
   is 0 (the best), one step per cycle from the last step back to the first: with next
   state S' and its h, x = S' + h·2^n_ff, the step's input bits are x mod 2^n_in and the
-  previous state x >> n_in. The input bits go into an output buffer (``max_segment``
-  words of n_in bits, address = step index) and are emitted from it in time order.
+  previous state x >> n_in. The input bits go into an output buffer bank (two banks of
+  ``max_segment`` words of n_in bits, address = step index, the segment's bank parity)
+  and are emitted from it in time order while the next traceback fills the other bank.
 
 **Streams.** ``in``: :func:`input_layout` (the n_out scores of a step, ``first``,
 ``last``); ``out``: :func:`output_layout`, the stream a
@@ -37,21 +40,27 @@ segment ends at a step with ``last`` set or at its ``max_segment``-th step; the 
 accepted step starts a new segment whatever its ``first`` flag. A step with ``first``
 set always starts a new segment: an unfinished segment before it is dropped (no output).
 
-**Timing.** A segment of L steps is accepted one step per cycle (``in.ready`` high while
-searching). After its last step ``in.ready`` is low for L − 1 cycles, the traceback;
-the traceback step of step 0 writes the first output and, in that same cycle,
-``in.ready`` is high again. So a segment of L steps occupies the input for 2L − 1 cycles
-(L steps + L − 1 traceback-only cycles) and its L outputs are then emitted one per
-cycle from the buffer while the next segment is searched. Latency (full rate, previous
-segment's output drained): the first output is valid L cycles after the edge that
-accepted the last step and is taken at the next edge, :func:`latency` = L + 1 cycles
-between the two handshakes (the convention of :data:`hw.relative_decoder.LATENCY`).
-The traceback of a segment proceeds only in cycles where the previous segment's output
-is drained or emits its last beat, so a stalled output (or a segment shorter than the
-one before) delays it; steady state with equal segments at full rate: 2L − 1 cycles per
-segment, no bubbles (L outputs per 2L − 1 cycles). ``in.ready`` depends
-combinationally on ``out.ready`` in the last traceback cycle. The path-metric loop (add,
-compare-select, max tree, subtract, clamp) is one combinational path per cycle.
+**Timing.** Steps are accepted at up to one per cycle; ``in.ready`` is a register output
+(``in.ready`` = no ended segment waiting for the traceback), independent of
+``out.ready``. The traceback of a segment of L steps starts the cycle after its last
+step is accepted and takes L cycles (one per step, step 0 last), overlapping the search
+of the next segment, whose first step can be accepted in the traceback's first cycle.
+The traceback's final step (step 0) waits for the cycle in which the previous segment's
+output is drained or emits its last beat; the segment's L outputs are then emitted one
+per cycle from the next cycle on. Latency (full rate, previous segment's output drained
+in time): the first output is valid L cycles after the edge that accepted the last step
+and is taken at the next edge, :func:`latency` = L + 1 cycles between the two handshakes
+(the convention of :data:`hw.relative_decoder.LATENCY`). Steady state with segments of
+equal length L back to back, output not stalled: L steps per L cycles
+(:func:`segment_cycles`), ``in.ready`` high throughout, L outputs per L cycles with no
+bubbles. A segment that ends while the previous traceback is still running (it is
+shorter than that traceback plus the wait for the output drain, e.g. a short tail, or
+the output is stalled) waits for it: ``in.ready`` is low from the cycle after its last
+step through the previous traceback's final step, and high again in the next cycle, the
+first of its own traceback (a stall of the input of that many cycles); a stalled output
+likewise delays the final traceback step and so, one segment later, the input. The
+path-metric loop (add, compare-select, max tree, subtract, clamp) is one combinational
+path per cycle.
 
 After reset (synchronous ``rst``) the output is empty and the next step starts a new
 segment; memories keep their contents, which are never read before being rewritten.
@@ -92,9 +101,10 @@ def latency(steps: int) -> int:
 
 
 def segment_cycles(steps: int) -> int:
-    """Input cycles a segment of ``steps`` steps occupies at full rate: 2·steps − 1
-    (``steps`` accepted, then steps − 1 with ``in.ready`` low for the traceback)."""
-    return 2 * steps - 1
+    """Input cycles a segment of ``steps`` steps occupies at full rate, back to back
+    with segments of the same length: ``steps`` (one step per cycle, ``in.ready`` high
+    throughout; the traceback overlaps the next segment's search)."""
+    return steps
 
 
 def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
@@ -216,12 +226,14 @@ def expected_cells(spec: ViterbiSpec, score_bits: int, max_segment: int) -> dict
     * ``compare_selects``: C·(2^n_in − 1) in the add-compare-select plus N − 1 in the max
       tree, W + 1 bits; ``normalisers``: C subtract-and-clamp units, W + 1 bits;
     * ``pattern_adders``: :func:`sum_patterns` (narrow, score_bits + a few bits);
-    * ``survivor_bits`` = D·C·n_in (nominal D·N·n_in), ``buffer_bits`` = D·n_in;
-    * ``dff`` (exact): survivor + buffer storage, C·W path metrics, the C·n_in survivor
-      read register, five step counters of ⌈log2 D⌉ bits, n_ff traceback state bits and
-      four flags;
-    * ``mux_bits``: the memory read multiplexers, (D − 1)·(C + 1)·n_in, plus C·n_in for
-      the transparent read and (N − 1)·n_in for the traceback's survivor select;
+    * ``survivor_bits`` = 2·D·C·n_in (two banks; nominal 2·D·N·n_in), ``buffer_bits`` =
+      2·D·n_in (two banks);
+    * ``dff`` (exact): survivor + buffer storage, C·W path metrics, the two C·n_in
+      survivor read registers, five step counters of ⌈log2 D⌉ bits, n_ff traceback state
+      bits and six flags;
+    * ``mux_bits``: the memory read multiplexers, 2·(D − 1)·(C + 1)·n_in, plus 2·C·n_in
+      for the transparent reads, (C + 1)·n_in for the bank selects and (N − 1)·n_in for
+      the traceback's survivor select;
     * ``gates``: the expected two-input gates, inverters and multiplexers (all cells but
       flip-flops): :data:`GATES_PER_ARITH_BIT` per bit of the adders, compare-selects and
       normalisers plus one per mux bit.
@@ -236,10 +248,12 @@ def expected_cells(spec: ViterbiSpec, score_bits: int, max_segment: int) -> dict
         {(classes[x >> n], x >> n == 0, pattern[x]) for x in range(1 << (k + n)) if pattern[x]}
     )
     compare_selects = count * ((1 << n) - 1) + states - 1
-    survivor = max_segment * count * n
-    buffer = max_segment * n
-    control = 5 * (max_segment - 1).bit_length() + k + 4
-    mux = (max_segment - 1) * (count + 1) * n + count * n + (states - 1) * n
+    survivor = 2 * max_segment * count * n
+    buffer = 2 * max_segment * n
+    control = 5 * (max_segment - 1).bit_length() + k + 6
+    mux = (
+        2 * (max_segment - 1) * (count + 1) * n + 2 * count * n + (count + 1) * n + (states - 1) * n
+    )
     arith = (width + 1) * (adders + compare_selects + count)
     return {
         "metric_bits": width,
@@ -252,7 +266,7 @@ def expected_cells(spec: ViterbiSpec, score_bits: int, max_segment: int) -> dict
         "pattern_adders": len(sum_patterns(spec)),
         "survivor_bits": survivor,
         "buffer_bits": buffer,
-        "dff": survivor + buffer + count * width + count * n + control,
+        "dff": survivor + buffer + count * width + 2 * count * n + control,
         "mux_bits": mux,
         "gates": round(GATES_PER_ARITH_BIT * arith) + mux,
     }
@@ -335,6 +349,8 @@ class ViterbiSearch(wiring.Component):
         # control
         at_start = Signal(init=1)
         waddr = Signal(range(depth))
+        wbank = Signal()
+        queued = Signal()
         tracing = Signal()
         trace_first = Signal()
         t = Signal(range(depth))
@@ -343,14 +359,17 @@ class ViterbiSearch(wiring.Component):
         out_idx = Signal(range(depth))
         out_end = Signal(range(depth))
 
+        tbank = Signal()
+        obank = Signal()
+        m.d.comb += [tbank.eq(wbank ^ ~queued), obank.eq(tbank ^ tracing)]
         restart = at_start | i.p.first
         step_addr = Signal(range(depth))
         m.d.comb += step_addr.eq(Mux(restart, 0, waddr))
         closing = i.p.last | (step_addr == depth - 1)
         drained = ~o.valid | (o.ready & (out_idx == out_end))
-        advance = tracing & drained
+        advance = tracing & ((t != 0) | drained)
         trace_done = advance & (t == 0)
-        m.d.comb += i.ready.eq(~tracing | trace_done)
+        m.d.comb += i.ready.eq(~queued)
         accept = i.valid & i.ready
 
         # branch metrics: one sum per mask pattern
@@ -388,32 +407,46 @@ class ViterbiSearch(wiring.Component):
             m.d.comb += diff.eq(selected[s] - best)
             pm_next.append(Mux(diff < floor, floor, diff))
 
-        # survivor memory
-        m.submodules.survivors = survivors = memory.Memory(
-            shape=states * n_in, depth=depth, init=[]
-        )
-        sw = survivors.write_port()
-        sr = survivors.read_port(transparent_for=(sw,))
-        m.d.comb += [
-            sw.addr.eq(step_addr),
-            sw.data.eq(Cat(*picks)),
-            sw.en.eq(accept),
-            sr.addr.eq(Mux(accept, step_addr, t - 1)),
-            sr.en.eq(accept | advance),
-        ]
+        # survivor memory banks: the search writes bank wbank, the traceback reads tbank
+        words = []
+        for b in range(2):
+            bank = memory.Memory(shape=states * n_in, depth=depth, init=[])
+            m.submodules[f"survivors_{b}"] = bank
+            sw = bank.write_port()
+            sr = bank.read_port(transparent_for=(sw,))
+            writing = accept & (wbank == b)
+            m.d.comb += [
+                sw.addr.eq(step_addr),
+                sw.data.eq(Cat(*picks)),
+                sw.en.eq(writing),
+                sr.addr.eq(Mux(writing, step_addr, t - 1)),
+                sr.en.eq(writing | (advance & (tbank == b))),
+            ]
+            words.append(sr.data)
+        word = Signal(states * n_in)
+        m.d.comb += word.eq(Mux(tbank, words[1], words[0]))
 
-        # traceback
+        # traceback into output buffer bank tbank; the output reads bank obank
         _, end_state = _lowest_set([v == 0 for v in pm])
         current = Signal(n_ff)
         m.d.comb += current.eq(Mux(trace_first, end_state, tb_state))
-        x = Cat(current, sr.data.word_select(current, n_in))
-        m.submodules.buffer = buffer = memory.Memory(shape=n_in, depth=depth, init=[])
-        bw = buffer.write_port()
-        br = buffer.read_port(domain="comb")
-        m.d.comb += [bw.addr.eq(t), bw.data.eq(x[:n_in]), bw.en.eq(advance)]
+        x = Cat(current, word.word_select(current, n_in))
+        reads = []
+        for b in range(2):
+            buffer = memory.Memory(shape=n_in, depth=depth, init=[])
+            m.submodules[f"buffer_{b}"] = buffer
+            bw = buffer.write_port()
+            br = buffer.read_port(domain="comb")
+            m.d.comb += [
+                bw.addr.eq(t),
+                bw.data.eq(x[:n_in]),
+                bw.en.eq(advance & (tbank == b)),
+                br.addr.eq(out_idx),
+            ]
+            reads.append(br.data)
 
         # output
-        m.d.comb += [br.addr.eq(out_idx), o.p.u.eq(br.data), o.p.first.eq(out_idx == 0)]
+        m.d.comb += [o.p.u.eq(Mux(obank, reads[1], reads[0])), o.p.first.eq(out_idx == 0)]
         with m.If(o.valid & o.ready):
             with m.If(out_idx == out_end):
                 m.d.sync += o.valid.eq(0)
@@ -428,14 +461,26 @@ class ViterbiSearch(wiring.Component):
                     out_idx.eq(0),
                     out_end.eq(seg_last),
                 ]
+                with m.If(queued):
+                    m.d.sync += [
+                        queued.eq(0),
+                        tracing.eq(1),
+                        trace_first.eq(1),
+                        t.eq(waddr - 1),
+                        seg_last.eq(waddr - 1),
+                    ]
         with m.If(accept):
             m.d.sync += [pm[s].eq(pm_next[s]) for s in range(states)]
             m.d.sync += [waddr.eq(step_addr + 1), at_start.eq(closing)]
             with m.If(closing):
-                m.d.sync += [
-                    tracing.eq(1),
-                    trace_first.eq(1),
-                    t.eq(step_addr),
-                    seg_last.eq(step_addr),
-                ]
+                m.d.sync += wbank.eq(~wbank)
+                with m.If(tracing & ~trace_done):
+                    m.d.sync += queued.eq(1)
+                with m.Else():
+                    m.d.sync += [
+                        tracing.eq(1),
+                        trace_first.eq(1),
+                        t.eq(step_addr),
+                        seg_last.eq(step_addr),
+                    ]
         return m

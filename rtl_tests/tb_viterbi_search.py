@@ -160,19 +160,21 @@ def check_all(bench: Bench, cases: list[Case], got: list[dict[str, int]], what: 
 
 def full_rate_schedule(lengths: list[int], start: int) -> tuple[list[int], list[int]]:
     """Handshake cycles of every step and output at full rate, from the documented timing:
-    a segment's steps on consecutive cycles from ``start``; its traceback steps on the
-    next cycles, each at or after the cycle where the previous segment's last output is
-    taken; its outputs on consecutive cycles after the traceback step of step 0, the
-    cycle in which the next segment's first step is accepted."""
+    a segment's steps on consecutive cycles; its traceback starts the cycle after its
+    last step, or after the previous traceback's final step if that one is later (then
+    ``in.ready`` is low until it starts); the next segment's first step is accepted in
+    the traceback's first cycle; the traceback's final step (step 0) is at or after the
+    cycle of the previous segment's last output; its outputs follow on consecutive
+    cycles."""
     steps: list[int] = []
     outs: list[int] = []
-    s, drained = start, start
+    s, traced, drained = start, start - 1, start - 1
     for length in lengths:
         steps += range(s, s + length)
-        first_trace = max(s + length, drained)
-        end = first_trace + length - 1
-        outs += range(end + 1, end + 1 + length)
-        drained, s = end + length, end
+        first_trace = max(s + length - 1, traced) + 1
+        traced = max(first_trace + length - 1, drained)
+        outs += range(traced + 1, traced + 1 + length)
+        drained, s = traced + length, first_trace
     return steps, outs
 
 
@@ -187,9 +189,10 @@ def segment_bounds(lengths: list[int]) -> list[tuple[int, int]]:
 
 @cocotb.test()
 async def full_rate(dut: Any) -> None:
-    """No stalls, every case back to back: one step per cycle while searching, the
-    outputs of a segment on consecutive cycles, every handshake on the cycle the
-    documented timing gives (latency L + 1, a full segment every 2L − 1 cycles)."""
+    """No stalls, every case back to back: every handshake on the cycle the documented
+    timing gives (latency L + 1, a full segment every L cycles), ``in.ready`` high
+    across back-to-back segments of equal length (one step per cycle), the outputs of a
+    segment on consecutive cycles."""
     bench = Bench(dut)
     driver, monitor = await bench.start()
     cases = bench.cases()
@@ -210,6 +213,13 @@ async def full_rate(dut: Any) -> None:
         if k + 1 < len(lengths)
     }
     assert periods == {segment_cycles(bench.spec.segment)}, f"segment periods {periods}"
+    equal = [k for k in range(len(lengths) - 1) if lengths[k] == lengths[k + 1]]
+    assert equal, "no back-to-back segments of equal length"
+    for k in equal:
+        a, b = bounds[k][0], bounds[k + 1][1]
+        assert driver.accepted[a : b + 1] == list(
+            range(driver.accepted[a], driver.accepted[b] + 1)
+        ), f"in.ready low between segments {k} and {k + 1} of equal length"
     bursts = [monitor.cycles[b] - monitor.cycles[a] + 1 for a, b in bounds]
     assert bursts == lengths, "a segment's outputs were not on consecutive cycles"
     n = len(expected)

@@ -83,7 +83,7 @@ def test_output_is_the_vd_input():
 
 def test_timing_figures():
     assert [latency(n) for n in (1, 16)] == [2, 17]
-    assert [segment_cycles(n) for n in (1, 16)] == [1, 31]
+    assert [segment_cycles(n) for n in (1, 16)] == [1, 16]
 
 
 @pytest.mark.parametrize(
@@ -238,9 +238,9 @@ def test_search_amaranth_sim(spec, score_bits, max_segment, stall):
         words = pack_inputs(spec, golden.inputs)
         assert got == [(int(u), int(t % seg == 0)) for t, u in enumerate(words)]
         if stall == 0.0:
-            # first segment: L steps on consecutive cycles, first output L + 1 after the
-            # last, next segment's first step 2L − 1 after this one's
-            assert ins[:seg] == list(range(seg))
+            # two segments of L steps on consecutive cycles, the first one's first output
+            # L + 1 after its last step, its outputs on consecutive cycles
+            assert ins[: 2 * seg] == list(range(2 * seg))
             assert outs[0] - ins[seg - 1] == latency(seg)
             assert ins[seg] - ins[0] == segment_cycles(seg)
             assert outs[:seg] == list(range(outs[0], outs[0] + seg))
