@@ -105,10 +105,10 @@ def report_encoded(name: str, reference: np.ndarray, enc: Encoded, fmt: Format) 
 
 
 def total_report(layers: list[LayerReport], name: str = "total") -> LayerReport:
-    """The sum of several layer reports (shape reported as (1, total weights))."""
+    """The sum of several layer reports (shape (1, total weights), or the one layer's)."""
     return LayerReport(
         name=name,
-        shape=(1, sum(r.weights for r in layers)),
+        shape=layers[0].shape if len(layers) == 1 else (1, sum(r.weights for r in layers)),
         nnz=sum(r.nnz for r in layers),
         stored_values=sum(r.stored_values for r in layers),
         index_bits=sum(r.index_bits for r in layers),

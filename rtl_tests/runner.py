@@ -9,10 +9,12 @@ counts to ``RTL_MEASURE``; :func:`record_cycles` merges them into
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +40,10 @@ class CocotbRun:
     log: Path
 
 
-#: Modules whose asserts cocotb rewrites: only the testbenches (cocotb's default, every
-#: imported module, recompiles numba's lazily imported modules on each run).
-REWRITE_FILES = "tb_*.py"
+#: Modules whose asserts cocotb rewrites: only the testbenches and their shared
+#: :mod:`rtl_tests.bench` (cocotb's default, every imported module, recompiles numba's
+#: lazily imported modules on each run).
+REWRITE_FILES = "tb_*.py bench.py"
 
 
 def run_cocotb(
@@ -126,3 +129,27 @@ def record_cycles(block: str, name: str, run: CocotbRun) -> Path:
         }
         path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     return path
+
+
+@contextlib.contextmanager
+def checked_run(
+    block: str,
+    name: str,
+    spec: Spec,
+    test_module: str,
+    work_dir: Path,
+    tests: int,
+    stimuli: Path,
+    seed: int = 0,
+    **params: Any,
+) -> Iterator[tuple[CocotbRun, dict[str, Any]]]:
+    """Run ``test_module`` on ``block`` (:func:`run_cocotb`, ``RTL_STIMULI`` =
+    ``stimuli``), assert all ``tests`` cocotb tests ran and passed, and give the run and
+    its ``full_rate`` figures; when the ``with`` body (the block's own checks) passes,
+    record the figures under ``name`` (:func:`record_cycles`)."""
+    run = run_cocotb(
+        block, spec, test_module, work_dir, seed=seed, env={"RTL_STIMULI": str(stimuli)}, **params
+    )
+    assert run.failed == 0 and run.tests == tests, failure_report(run)
+    yield run, run.measured["full_rate"]
+    record_cycles(block, name, run)

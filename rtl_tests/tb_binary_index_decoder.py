@@ -15,27 +15,16 @@ Every output row is compared bit by bit with the expected mask row of its tile (
 
 from __future__ import annotations
 
-import json
 import os
-import random
-from pathlib import Path
 from typing import Any
 
 import cocotb
 import numpy as np
-from cocotb.triggers import RisingEdge
 
 from hw.binary_index_decoder import IZ_LOAD_CYCLES, LATENCY, tile_beats
 from models.specs import LbiSpec
-from rtl_tests.streams import (
-    Scoreboard,
-    StreamDriver,
-    StreamMonitor,
-    StreamPort,
-    load_sidecar,
-    reset,
-    start_clock,
-)
+from rtl_tests.bench import BenchBase, Stimulus, interrupt_and_reset, reset_pairs, run_random_stalls
+from rtl_tests.streams import Scoreboard, StreamDriver
 
 #: Stall probabilities of the stalled runs: (valid low on iz and ip, out.ready low).
 STALLS = ((0.3, 0.3), (0.1, 0.7))
@@ -77,53 +66,25 @@ class Case:
         self.matrix_bits = int(mask.size)
 
 
-class Bench:
+class Bench(BenchBase):
     """The DUT with its streams, sidecar, cases and a seeded random generator."""
 
     def __init__(self, dut: Any) -> None:
-        self.sidecar = load_sidecar(os.environ["RTL_SIDECAR"])
+        super().__init__(dut, SOURCES)
         self.spec = LbiSpec.from_dict(self.sidecar["spec"])
-        ports = self.sidecar["ports"]
-        self.clk = getattr(dut, ports["clk"]["port"])
-        self.rst = getattr(dut, ports["rst"]["port"])
-        self.ports = {name: StreamPort(dut, ports, name) for name in (*SOURCES, "out")}
-        self.rng = random.Random(int(os.environ.get("RTL_SEED", "0")))
         self.scoreboard = Scoreboard({"mask": self.spec.tile_cols, "last": 1})
         with np.load(os.environ["RTL_STIMULI"]) as z:
             self.cases = [Case(str(name), z, self.spec) for name in z["names"]]
-        self._clocked = False
 
-    async def start(
-        self, valid_stall: float = 0.0, ready_stall: float = 0.0
-    ) -> tuple[dict[str, StreamDriver], StreamMonitor]:
-        """Clock (once), reset, a driver per input stream and a started monitor."""
-        if not self._clocked:
-            start_clock(self.clk)
-            self._clocked = True
-        drivers = {
-            name: StreamDriver(self.ports[name], self.clk, self.rng, valid_stall)
-            for name in SOURCES
-        }
-        monitor = StreamMonitor(self.ports["out"], self.clk, self.rng, ready_stall)
-        await reset(self.clk, self.rst)
-        monitor.start()
-        return drivers, monitor
+    start = BenchBase.start_streams
+
+    def items(self, cases: list[Case]) -> dict[str, list[dict[str, int]]]:
+        """What each stream sends for ``cases`` back to back."""
+        return {name: [i for c in cases for i in c.items[name]] for name in SOURCES}
 
     async def send(self, drivers: dict[str, StreamDriver], cases: list[Case]) -> None:
         """Send ``cases`` back to back on both streams at once."""
-        tasks = [
-            cocotb.start_soon(drivers[name].send([i for c in cases for i in c.items[name]]))
-            for name in SOURCES
-        ]
-        for task in tasks:
-            await task
-
-    def record(self, test: str, figures: dict[str, Any]) -> None:
-        """Add ``figures`` under ``test`` to the measurement file."""
-        path = Path(os.environ["RTL_MEASURE"])
-        data = json.loads(path.read_text()) if path.exists() else {}
-        data[test] = figures
-        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        await self.send_items(drivers, self.items(cases))
 
 
 def _expected(cases: list[Case]) -> list[dict[str, int]]:
@@ -185,28 +146,18 @@ async def random_stalls(dut: Any) -> None:
     """Random valid stalls on ``iz`` and ``ip`` and ready stalls on ``out``: nothing lost,
     duplicated or reordered, no output sooner than LATENCY cycles after its row."""
     bench = Bench(dut)
-    runs = []
-    expected = _expected(bench.cases)
-    for valid_stall, ready_stall in STALLS:
-        drivers, monitor = await bench.start(valid_stall, ready_stall)
-        await bench.send(drivers, bench.cases)
-        await monitor.wait_for(len(expected), 40 * len(expected))
-        for _ in range(8):
-            await RisingEdge(bench.clk)
-        bench.scoreboard.check(monitor.items, expected, f"stalls {valid_stall}/{ready_stall}")
-        ip = drivers["ip"].accepted
-        gaps = [o - i for i, o in zip(ip, monitor.cycles, strict=True)]
-        assert min(gaps) >= LATENCY, f"an output came {min(gaps)} cycles after its row"
-        runs.append(
-            {
-                "valid_stall": valid_stall,
-                "ready_stall": ready_stall,
-                "rows": len(expected),
-                "cycles": monitor.cycles[-1] - drivers["iz"].accepted[0] + 1,
-            }
-        )
-        monitor.stop()
-    bench.record("random_stalls", {"runs": runs, "bits_compared": bench.scoreboard.bits})
+    await run_random_stalls(
+        bench,
+        STALLS,
+        lambda _: Stimulus(bench.items(bench.cases), _expected(bench.cases)),
+        bench.scoreboard.check,
+        "rows",
+        timeout_per_item=40,
+        latency=LATENCY,
+        timed="ip",
+        noun="row",
+        first="iz",
+    )
 
 
 @cocotb.test()
@@ -218,21 +169,14 @@ async def reset_mid_stream(dut: Any) -> None:
     bench = Bench(dut)
     drivers, monitor = await bench.start(0.2, 0.3)
     cases = bench.cases
-    for k in range(RESETS):
-        interrupted, fresh = cases[k % len(cases)], cases[(k + 1) % len(cases)]
-        task = cocotb.start_soon(bench.send(drivers, [interrupted]))
-        for _ in range(bench.rng.randrange(3, len(interrupted.expected))):
-            await RisingEdge(bench.clk)
-        for driver in drivers.values():
-            driver.abort()
-        await task
-        await reset(bench.clk, bench.rst, cycles=bench.rng.randrange(1, 4))
-        await RisingEdge(bench.clk)
-        assert not bench.ports["out"].valid.value, "output valid right after reset"
+    for k, interrupted, fresh in reset_pairs(cases, RESETS):
+        await interrupt_and_reset(
+            bench, drivers, bench.send(drivers, [interrupted]), len(interrupted.expected)
+        )
         bench.scoreboard.check_prefix(monitor.items, interrupted.expected, f"before reset {k}")
         monitor.clear()
         await bench.send(drivers, [fresh])
         await monitor.wait_for(len(fresh.expected), 40 * len(fresh.expected))
         bench.scoreboard.check(monitor.items, fresh.expected, f"after reset {k}")
         monitor.clear()
-    bench.record("reset_mid_stream", {"resets": RESETS, "bits_compared": bench.scoreboard.bits})
+    bench.record("reset_mid_stream", {"resets": RESETS, **bench.compared()})

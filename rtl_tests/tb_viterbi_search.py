@@ -17,10 +17,7 @@ scores its mask keeps must add up to the golden best path metric of every segmen
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import random
-from pathlib import Path
 from typing import Any
 
 import cocotb
@@ -31,15 +28,15 @@ from hw.viterbi_search import latency, segment_cycles
 from models.specs import ViterbiSpec
 from models.viterbi_decompressor import expand_matrix, matrix_cycles, pack_inputs, unpack_inputs
 from models.viterbi_search import viterbi_search_fixed
-from rtl_tests.streams import (
-    Scoreboard,
-    StreamDriver,
-    StreamMonitor,
-    StreamPort,
-    load_sidecar,
-    reset,
-    start_clock,
+from rtl_tests.bench import (
+    SingleStreamBench,
+    Stimulus,
+    concat,
+    interrupt_and_reset,
+    reset_pairs,
+    run_random_stalls,
 )
+from rtl_tests.streams import StreamDriver, StreamMonitor
 
 #: Stall probabilities of the stalled runs: (input valid low, output ready low).
 STALLS = ((0.3, 0.3), (0.1, 0.7), (0.6, 0.05))
@@ -95,36 +92,14 @@ class Case:
         assert sums == self.result.path_metrics.tolist(), f"{self.source}: kept score sums"
 
 
-class Bench:
+class Bench(SingleStreamBench):
     """The DUT with its streams, sidecar and a seeded random generator."""
 
     def __init__(self, dut: Any) -> None:
-        self.dut = dut
-        self.sidecar = load_sidecar(os.environ["RTL_SIDECAR"])
+        super().__init__(dut)
         self.spec = ViterbiSpec.from_dict(self.sidecar["spec"])
         self.score_bits: int = self.sidecar["params"]["score_bits"]
         self.max_segment: int = self.sidecar["params"]["max_segment"]
-        ports = self.sidecar["ports"]
-        self.clk = getattr(dut, ports["clk"]["port"])
-        self.rst = getattr(dut, ports["rst"]["port"])
-        self.inp = StreamPort(dut, ports, "in")
-        self.out = StreamPort(dut, ports, "out")
-        self.rng = random.Random(int(os.environ.get("RTL_SEED", "0")))
-        self.scoreboard = Scoreboard({f: w for f, (_, w) in self.out.fields.items()})
-        self._clocked = False
-
-    async def start(
-        self, valid_stall: float = 0.0, ready_stall: float = 0.0
-    ) -> tuple[StreamDriver, StreamMonitor]:
-        """Clock (once), reset, a driver and a started monitor."""
-        if not self._clocked:
-            start_clock(self.clk)
-            self._clocked = True
-        driver = StreamDriver(self.inp, self.clk, self.rng, valid_stall)
-        monitor = StreamMonitor(self.out, self.clk, self.rng, ready_stall)
-        await reset(self.clk, self.rst)
-        monitor.start()
-        return driver, monitor
 
     def cases(self, spec: ViterbiSpec | None = None, flags: bool = True) -> list[Case]:
         """One case per array of ``RTL_STIMULI`` (file order)."""
@@ -132,20 +107,9 @@ class Bench:
         with np.load(os.environ["RTL_STIMULI"]) as stimuli:
             return [Case(name, stimuli[name], spec, self.score_bits, flags) for name in stimuli]
 
-    def record(self, test: str, figures: dict[str, Any]) -> None:
-        """Add ``figures`` under ``test`` to the measurement file."""
-        path = Path(os.environ["RTL_MEASURE"])
-        data = json.loads(path.read_text()) if path.exists() else {}
-        data[test] = figures
-        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
-
-def _concat(cases: list[Case]) -> tuple[list[dict[str, int]], list[dict[str, int]], list[int]]:
-    return (
-        [item for c in cases for item in c.inputs],
-        [item for c in cases for item in c.expected],
-        [length for c in cases for length in c.lengths],
-    )
+def _concat(cases: list[Case]) -> tuple[list[Any], ...]:
+    return concat(cases, "inputs", "expected", "lengths")
 
 
 def check_all(bench: Bench, cases: list[Case], got: list[dict[str, int]], what: str) -> None:
@@ -244,29 +208,24 @@ async def random_stalls(dut: Any) -> None:
     """Random valid and ready stalls: nothing lost, duplicated or reordered, and no
     segment's first output earlier than L + 1 cycles after its last step."""
     bench = Bench(dut)
-    figures = []
     cases = bench.cases()
     inputs, expected, lengths = _concat(cases)
-    for valid_stall, ready_stall in STALLS:
-        driver, monitor = await bench.start(valid_stall, ready_stall)
-        await driver.send(inputs)
-        await monitor.wait_for(len(expected), 40 * len(expected))
-        for _ in range(8):
-            await RisingEdge(bench.clk)
-        check_all(bench, cases, monitor.items, f"stalls {valid_stall}/{ready_stall}")
+
+    def segment_latency(drivers: dict[str, StreamDriver], monitor: StreamMonitor) -> None:
+        accepted = drivers["in"].accepted
         for (a, b), length in zip(segment_bounds(lengths), lengths, strict=True):
-            gap = monitor.cycles[a] - driver.accepted[b]
+            gap = monitor.cycles[a] - accepted[b]
             assert gap >= latency(length), f"segment output {gap} cycles after its last step"
-        figures.append(
-            {
-                "valid_stall": valid_stall,
-                "ready_stall": ready_stall,
-                "steps": len(expected),
-                "cycles": monitor.cycles[-1] - driver.accepted[0] + 1,
-            }
-        )
-        monitor.stop()
-    bench.record("random_stalls", {"runs": figures, "bits_compared": bench.scoreboard.bits})
+
+    await run_random_stalls(
+        bench,
+        STALLS,
+        lambda _: Stimulus({"in": inputs}, cases, len(expected)),
+        lambda got, cases, what: check_all(bench, cases, got, what),
+        "steps",
+        timeout_per_item=40,
+        timing=segment_latency,
+    )
 
 
 @cocotb.test()
@@ -278,16 +237,10 @@ async def reset_mid_stream(dut: Any) -> None:
     bench = Bench(dut)
     driver, monitor = await bench.start(0.2, 0.3)
     cases = bench.cases()
-    for k in range(RESETS):
-        interrupted, fresh = cases[k % len(cases)], cases[(k + 1) % len(cases)]
-        task = cocotb.start_soon(driver.send(interrupted.inputs))
-        for _ in range(bench.rng.randrange(3, 3 * len(interrupted.inputs))):
-            await RisingEdge(bench.clk)
-        driver.abort()
-        await task
-        await reset(bench.clk, bench.rst, cycles=bench.rng.randrange(1, 4))
-        await RisingEdge(bench.clk)
-        assert not bench.out.valid.value, "output valid right after reset"
+    for k, interrupted, fresh in reset_pairs(cases, RESETS):
+        await interrupt_and_reset(
+            bench, {"in": driver}, driver.send(interrupted.inputs), 3 * len(interrupted.inputs)
+        )
         bench.scoreboard.check_prefix(monitor.items, interrupted.expected, f"before reset {k}")
         monitor.clear()
         first = [{**fresh.inputs[0], "first": k % 2}, *fresh.inputs[1:]]
@@ -295,7 +248,7 @@ async def reset_mid_stream(dut: Any) -> None:
         await monitor.wait_for(len(fresh.expected), 40 * len(fresh.expected))
         check_all(bench, [fresh], monitor.items, f"after reset {k}")
         monitor.clear()
-    bench.record("reset_mid_stream", {"resets": RESETS, "bits_compared": bench.scoreboard.bits})
+    bench.record("reset_mid_stream", {"resets": RESETS, **bench.compared()})
 
 
 @cocotb.test()

@@ -15,26 +15,23 @@ positions against the target bit-planes; its ``plane`` flag is compared too.
 
 from __future__ import annotations
 
-import json
 import os
-import random
-from pathlib import Path
 from typing import Any
 
 import cocotb
 import numpy as np
-from cocotb.triggers import RisingEdge
 
 from hw.xor_decoder import LATENCY, block_cycles
 from models.specs import XorSpec
-from rtl_tests.streams import (
-    StreamDriver,
-    StreamMonitor,
-    StreamPort,
-    load_sidecar,
-    reset,
-    start_clock,
+from rtl_tests.bench import (
+    BenchBase,
+    Stimulus,
+    concat,
+    interrupt_and_reset,
+    reset_pairs,
+    run_random_stalls,
 )
+from rtl_tests.streams import StreamDriver
 
 #: Stall probabilities of the stalled runs: (valid low on in/count/patch, out.ready low).
 STALLS = ((0.3, 0.3), (0.1, 0.7))
@@ -138,60 +135,35 @@ class Checker:
         }
 
 
-class Bench:
+class Bench(BenchBase):
     """The DUT with its streams, sidecar, cases and a seeded random generator."""
 
     def __init__(self, dut: Any) -> None:
-        self.sidecar = load_sidecar(os.environ["RTL_SIDECAR"])
+        super().__init__(dut, SOURCES)
         self.spec = XorSpec.from_dict(self.sidecar["spec"])
-        ports = self.sidecar["ports"]
-        self.clk = getattr(dut, ports["clk"]["port"])
-        self.rst = getattr(dut, ports["rst"]["port"])
-        self.ports = {name: StreamPort(dut, ports, name) for name in (*SOURCES, "out")}
-        self.rng = random.Random(int(os.environ.get("RTL_SEED", "0")))
         self.checker = Checker(self.spec.n_out)
         with np.load(os.environ["RTL_STIMULI"]) as z:
             self.cases = [Case(str(name), z, self.spec) for name in z["names"]]
-        self._clocked = False
 
-    async def start(
-        self, valid_stall: float = 0.0, ready_stall: float = 0.0
-    ) -> tuple[dict[str, StreamDriver], StreamMonitor]:
-        """Clock (once), reset, a driver per input stream and a started monitor."""
-        if not self._clocked:
-            start_clock(self.clk)
-            self._clocked = True
-        drivers = {
-            name: StreamDriver(self.ports[name], self.clk, self.rng, valid_stall)
-            for name in SOURCES
-        }
-        monitor = StreamMonitor(self.ports["out"], self.clk, self.rng, ready_stall)
-        await reset(self.clk, self.rst)
-        monitor.start()
-        return drivers, monitor
+    start = BenchBase.start_streams
+
+    def items(self, cases: list[Case], first_plane: int = 1) -> dict[str, list[dict[str, int]]]:
+        """What each stream sends for ``cases`` back to back (the first block's ``plane``
+        and ``first`` flags set to ``first_plane``)."""
+        inputs, counts, patches = concat(cases, "inputs", "counts", "patches")
+        if first_plane != 1:
+            inputs = cases[0].with_first_plane(first_plane) + inputs[len(cases[0].inputs) :]
+        return {"in": inputs, "count": counts, "patch": patches}
 
     async def send(
         self, drivers: dict[str, StreamDriver], cases: list[Case], first_plane: int = 1
     ) -> None:
         """Send ``cases`` back to back on all three streams at once."""
-        inputs = [item for c in cases for item in c.inputs]
-        if first_plane != 1:
-            inputs = cases[0].with_first_plane(first_plane) + inputs[len(cases[0].inputs) :]
-        items = {
-            "in": inputs,
-            "count": [item for c in cases for item in c.counts],
-            "patch": [item for c in cases for item in c.patches],
-        }
-        tasks = [cocotb.start_soon(drivers[name].send(items[name])) for name in SOURCES]
-        for task in tasks:
-            await task
+        await self.send_items(drivers, self.items(cases, first_plane))
 
-    def record(self, test: str, figures: dict[str, Any]) -> None:
-        """Add ``figures`` under ``test`` to the measurement file."""
-        path = Path(os.environ["RTL_MEASURE"])
-        data = json.loads(path.read_text()) if path.exists() else {}
-        data[test] = figures
-        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    def compared(self) -> dict[str, Any]:
+        """Blocks and bits compared so far."""
+        return self.checker.figures()
 
 
 @cocotb.test()
@@ -242,28 +214,16 @@ async def random_stalls(dut: Any) -> None:
     nothing lost, duplicated or reordered, no output sooner than LATENCY cycles after its
     input."""
     bench = Bench(dut)
-    runs = []
-    for valid_stall, ready_stall in STALLS:
-        drivers, monitor = await bench.start(valid_stall, ready_stall)
-        blocks = sum(len(c.inputs) for c in bench.cases)
-        await bench.send(drivers, bench.cases)
-        await monitor.wait_for(blocks, 40 * blocks)
-        for _ in range(8):
-            await RisingEdge(bench.clk)
-        bench.checker.check(monitor.items, bench.cases, f"stalls {valid_stall}/{ready_stall}")
-        accepted = drivers["in"].accepted
-        gaps = [o - a for a, o in zip(accepted, monitor.cycles, strict=True)]
-        assert min(gaps) >= LATENCY, f"an output came {min(gaps)} cycles after its input"
-        runs.append(
-            {
-                "valid_stall": valid_stall,
-                "ready_stall": ready_stall,
-                "blocks": blocks,
-                "cycles": monitor.cycles[-1] - accepted[0] + 1,
-            }
-        )
-        monitor.stop()
-    bench.record("random_stalls", {"runs": runs, **bench.checker.figures()})
+    blocks = sum(len(c.inputs) for c in bench.cases)
+    await run_random_stalls(
+        bench,
+        STALLS,
+        lambda _: Stimulus(bench.items(bench.cases), bench.cases, blocks),
+        bench.checker.check,
+        "blocks",
+        timeout_per_item=40,
+        latency=LATENCY,
+    )
 
 
 @cocotb.test()
@@ -274,21 +234,14 @@ async def reset_mid_stream(dut: Any) -> None:
     bench = Bench(dut)
     drivers, monitor = await bench.start(0.2, 0.3)
     cases = bench.cases
-    for k in range(RESETS):
-        interrupted, fresh = cases[k % len(cases)], cases[(k + 1) % len(cases)]
-        task = cocotb.start_soon(bench.send(drivers, [interrupted]))
-        for _ in range(bench.rng.randrange(3, len(interrupted.inputs))):
-            await RisingEdge(bench.clk)
-        for driver in drivers.values():
-            driver.abort()
-        await task
-        await reset(bench.clk, bench.rst, cycles=bench.rng.randrange(1, 4))
-        await RisingEdge(bench.clk)
-        assert not bench.ports["out"].valid.value, "output valid right after reset"
+    for k, interrupted, fresh in reset_pairs(cases, RESETS):
+        await interrupt_and_reset(
+            bench, drivers, bench.send(drivers, [interrupted]), len(interrupted.inputs)
+        )
         bench.checker.check(monitor.items, [interrupted], f"before reset {k}", prefix=True)
         monitor.clear()
         await bench.send(drivers, [fresh], first_plane=k % 2)
         await monitor.wait_for(len(fresh.inputs), 40 * len(fresh.inputs))
         bench.checker.check(monitor.items, [fresh], f"after reset {k}")
         monitor.clear()
-    bench.record("reset_mid_stream", {"resets": RESETS, **bench.checker.figures()})
+    bench.record("reset_mid_stream", {"resets": RESETS, **bench.compared()})

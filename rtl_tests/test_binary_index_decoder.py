@@ -22,7 +22,7 @@ from models.lbi import LbiFormat
 from models.lbi_factorize import mask_from_codes, tile_counts
 from models.specs import LbiSpec
 from models.workloads import gaussian
-from rtl_tests.runner import failure_report, record_cycles, run_cocotb
+from rtl_tests.runner import checked_run
 
 #: Golden format; ``max_miss`` 1 accepts whatever kept count the calibration reaches
 #: (the decoder is tested on the factors, not on the calibration).
@@ -125,20 +125,19 @@ def test_binary_index_decoder_rtl(
 ) -> None:
     spec = PARAM_SETS[name]
     stimuli = write_stimuli(tmp_path / "stimuli.npz", spec, digits_pruned)
-    run = run_cocotb(
+    with checked_run(
         "lbi",
+        name,
         spec,
         "rtl_tests.tb_binary_index_decoder",
         tmp_path,
+        COCOTB_TESTS,
+        stimuli,
         seed=spec.rank * 100 + spec.tile_cols,
-        env={"RTL_STIMULI": str(stimuli)},
-    )
-    assert run.failed == 0 and run.tests == COCOTB_TESTS, failure_report(run)
-    full = run.measured["full_rate"]
-    rows = tile_rows_of(spec, stimuli)
-    assert full["latency"] == run.sidecar["latency"] == 1
-    assert full["rows"] == sum(rows) and full["tiles"] == len(rows)
-    assert full["stream_cycles"] == stream_cycles(rows)
-    assert full["cycles_per_output"] == 1.0
-    assert full["edge_tiles"] > 0
-    record_cycles("lbi", name, run)
+    ) as (run, full):
+        rows = tile_rows_of(spec, stimuli)
+        assert full["latency"] == run.sidecar["latency"] == 1
+        assert full["rows"] == sum(rows) and full["tiles"] == len(rows)
+        assert full["stream_cycles"] == stream_cycles(rows)
+        assert full["cycles_per_output"] == 1.0
+        assert full["edge_tiles"] > 0

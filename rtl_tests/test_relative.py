@@ -9,7 +9,7 @@ import pytest
 
 from models.specs import RelativeSpec
 from models.workloads import gaussian, magnitude_prune, quantize_symmetric
-from rtl_tests.runner import failure_report, record_cycles, run_cocotb
+from rtl_tests.runner import checked_run
 
 #: name -> (spec, decoder parameters); n_cols not a power of two in two of them.
 PARAM_SETS = {
@@ -57,18 +57,17 @@ def write_stimuli(path: Path, spec: RelativeSpec, params: dict, digits: list) ->
 def test_relative_rtl(name: str, tmp_path: Path, digits_pruned: list[np.ndarray]) -> None:
     spec, params = PARAM_SETS[name]
     stimuli = write_stimuli(tmp_path / "stimuli.npz", spec, params, digits_pruned)
-    run = run_cocotb(
+    with checked_run(
         "relative",
+        name,
         spec,
         "rtl_tests.tb_relative",
         tmp_path,
+        COCOTB_TESTS,
+        stimuli,
         seed=spec.r,
-        env={"RTL_STIMULI": str(stimuli)},
         **params,
-    )
-    assert run.failed == 0 and run.tests == COCOTB_TESTS, failure_report(run)
-    full = run.measured["full_rate"]
-    assert full["cycles_per_output"] == 1.0
-    assert full["latency"] == run.sidecar["latency"] == 1
-    assert full["cycles"] == full["entries"] + full["latency"]
-    record_cycles("relative", name, run)
+    ) as (run, full):
+        assert full["cycles_per_output"] == 1.0
+        assert full["latency"] == run.sidecar["latency"] == 1
+        assert full["cycles"] == full["entries"] + full["latency"]

@@ -20,7 +20,7 @@ import pytest
 from models.registry import get_format
 from models.specs import ViterbiSpec
 from models.workloads import gaussian, load_digits_mlp, magnitude_prune
-from rtl_tests.runner import failure_report, record_cycles, run_cocotb
+from rtl_tests.runner import checked_run
 
 #: name -> spec (threshold set; short segments, so every stream has several).
 PARAM_SETS = {
@@ -73,17 +73,16 @@ def write_stimuli(path: Path, spec: ViterbiSpec) -> Path:
 def test_viterbi_rtl(name: str, tmp_path: Path) -> None:
     spec = PARAM_SETS[name]
     stimuli = write_stimuli(tmp_path / "stimuli.npz", spec)
-    run = run_cocotb(
+    with checked_run(
         "viterbi",
+        name,
         spec,
         "rtl_tests.tb_viterbi_decompressor",
         tmp_path,
+        COCOTB_TESTS,
+        stimuli,
         seed=spec.n_out,
-        env={"RTL_STIMULI": str(stimuli)},
-    )
-    assert run.failed == 0 and run.tests == COCOTB_TESTS, failure_report(run)
-    full = run.measured["full_rate"]
-    assert full["cycles_per_output"] == 1.0
-    assert full["latency"] == run.sidecar["latency"] == 1
-    assert full["cycles"] == full["outputs"] + full["latency"]
-    record_cycles("viterbi", name, run)
+    ) as (run, full):
+        assert full["cycles_per_output"] == 1.0
+        assert full["latency"] == run.sidecar["latency"] == 1
+        assert full["cycles"] == full["outputs"] + full["latency"]

@@ -11,7 +11,7 @@ from hw.viterbi_search import latency, segment_cycles
 from models.specs import ViterbiSpec
 from models.viterbi_search import branch_scores, quantize_scores
 from models.workloads import gaussian, magnitude_prune, magnitude_threshold
-from rtl_tests.runner import failure_report, record_cycles, run_cocotb
+from rtl_tests.runner import checked_run
 
 #: name -> (spec, block parameters): 16, 8, 64, 256 and 2 states; n_in = 2; a survivor
 #: memory deeper than the segment and not a power of two; 2-bit scores (mostly ties).
@@ -87,18 +87,19 @@ def write_stimuli(path: Path, spec: ViterbiSpec, score_bits: int, digits: list[n
 def test_viterbi_search_rtl(name: str, tmp_path: Path, digits_pruned: list[np.ndarray]) -> None:
     spec, params = PARAM_SETS[name]
     stimuli = write_stimuli(tmp_path / "stimuli.npz", spec, params["score_bits"], digits_pruned)
-    run = run_cocotb(
+    with checked_run(
         "viterbi_search",
+        name,
         spec,
         "rtl_tests.tb_viterbi_search",
         tmp_path,
+        COCOTB_TESTS,
+        stimuli,
         seed=spec.n_ff,
-        env={"RTL_STIMULI": str(stimuli)},
         **params,
-    )
-    assert run.failed == 0 and run.tests == COCOTB_TESTS, failure_report(run)
-    full = run.measured["full_rate"]
-    assert full["cycles_per_output"] == 1.0
-    assert full["latency"] == run.sidecar["latency"] == latency(spec.segment) == spec.segment + 1
-    assert full["segment_cycles"] == segment_cycles(spec.segment) == spec.segment
-    record_cycles("viterbi_search", name, run)
+    ) as (run, full):
+        assert full["cycles_per_output"] == 1.0
+        assert (
+            full["latency"] == run.sidecar["latency"] == latency(spec.segment) == spec.segment + 1
+        )
+        assert full["segment_cycles"] == segment_cycles(spec.segment) == spec.segment

@@ -20,7 +20,7 @@ from models.registry import get_format
 from models.specs import XorSpec
 from models.workloads import gaussian, magnitude_prune, quantize_symmetric
 from models.xor import decode_planes
-from rtl_tests.runner import failure_report, record_cycles, run_cocotb
+from rtl_tests.runner import checked_run
 
 FORMAT = get_format("xor")
 #: name -> (spec, decoder parameters); segments short enough to restart inside planes.
@@ -139,19 +139,18 @@ def rule_cycles(path: Path) -> int:
 def test_xor_decoder_rtl(name: str, tmp_path: Path, digits_pruned: list[np.ndarray]) -> None:
     spec, params = PARAM_SETS[name]
     stimuli = write_stimuli(tmp_path / "stimuli.npz", spec, params, digits_pruned)
-    run = run_cocotb(
+    with checked_run(
         "xor",
+        name,
         spec,
         "rtl_tests.tb_xor_decoder",
         tmp_path,
+        COCOTB_TESTS,
+        stimuli,
         seed=spec.n_out,
-        env={"RTL_STIMULI": str(stimuli)},
         **params,
-    )
-    assert run.failed == 0 and run.tests == COCOTB_TESTS, failure_report(run)
-    full = run.measured["full_rate"]
-    assert full["latency"] == run.sidecar["latency"] == 1
-    assert full["cycles"] == rule_cycles(stimuli) + full["latency"]
-    clean = full["cases"]["random-no-patches"]
-    assert clean["cycles_per_output"] == 1.0 and clean["patches"] == 0
-    record_cycles("xor", name, run)
+    ) as (run, full):
+        assert full["latency"] == run.sidecar["latency"] == 1
+        assert full["cycles"] == rule_cycles(stimuli) + full["latency"]
+        clean = full["cases"]["random-no-patches"]
+        assert clean["cycles_per_output"] == 1.0 and clean["patches"] == 0
