@@ -37,12 +37,13 @@ def plot_storage(totals: dict[str, LayerReport], path: Path) -> None:
     names = list(totals)
     index = [totals[n].index_bits_per_weight for n in names]
     value = [totals[n].value_bits_per_weight for n in names]
-    fig = Figure(figsize=(7, 4))
+    fig = Figure(figsize=(9, 4.5))
     ax = fig.subplots()
     ax.bar(names, value, label="values")
     ax.bar(names, index, bottom=value, label="index")
     ax.set_ylabel("storage (bits per weight)")
     ax.set_xlabel("format")
+    ax.tick_params(axis="x", labelrotation=30)
     ax.set_title(f"digits MLP at about {DEMO_SPARSITY:.0%} sparsity, float32 values")
     ax.legend()
     fig.tight_layout()
