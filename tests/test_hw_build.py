@@ -8,7 +8,7 @@ import random
 import re
 
 import pytest
-from amaranth.sim import Simulator
+from stream_sim import run_stream
 
 from hw.blocks import BLOCKS, get_block
 from hw.build import verilog, write
@@ -219,37 +219,13 @@ def test_decoder_amaranth_sim(r, n_cols):
     ]
     expected = reference_decode(entries, n_cols)
     dut = RelativeDecoder(RelativeSpec(r=r), n_cols, value_bits=4, row_bits=12)
-    i, o = getattr(dut, "in"), dut.out
-    got, in_cycles, out_cycles = [], [], []
-
-    async def bench(ctx):
-        pending, cycle = list(entries), 0
-        full_rate = 12  # the first cycles run without stalls
-        while len(got) < len(entries):
-            stalled = cycle >= full_rate
-            ctx.set(o.ready, int(not stalled or rng.random() < 0.6))
-            offer = bool(pending) and (not stalled or rng.random() < 0.7)
-            ctx.set(i.valid, int(offer))
-            if offer:
-                gap, value, first = pending[0]
-                ctx.set(i.payload, {"gap": gap, "value": value, "first": first})
-            took = offer and ctx.get(i.ready)
-            gave = ctx.get(o.valid) and ctx.get(o.ready)
-            payload = ctx.get(o.payload)
-            await ctx.tick()
-            if took:
-                pending.pop(0)
-                in_cycles.append(cycle)
-            if gave:
-                got.append((payload.row, payload.col, payload.value, payload.valid_weight))
-                out_cycles.append(cycle)
-            cycle += 1
-            assert cycle < 1000
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
+    got, in_cycles, out_cycles = run_stream(
+        dut,
+        entries,
+        lambda e: {"gap": e[0], "value": e[1], "first": e[2]},
+        lambda p: (p.row, p.col, p.value, p.valid_weight),
+        rng,
+    )
     assert got == [(row % 4096, col, v, vw) for row, col, v, vw in expected]
     # full rate: one entry per cycle, each output one cycle after its input
     assert in_cycles[:10] == list(range(10))

@@ -9,7 +9,7 @@ import random
 import numpy as np
 import pytest
 from amaranth.hdl import Fragment
-from amaranth.sim import Simulator
+from stream_sim import run_stream
 
 from hw.blocks import get_block
 from hw.build import verilog, write
@@ -182,36 +182,13 @@ def test_amaranth_sim_against_golden(spec):
     firsts[0] = 0
     expected = golden(spec, words, firsts)
     dut = ViterbiDecompressor(spec)
-    i, o = getattr(dut, "in"), dut.out
-    got, in_cycles, out_cycles = [], [], []
-
-    async def bench(ctx):
-        pending, cycle = list(zip(words, firsts, strict=True)), 0
-        full_rate = 12
-        while len(got) < count:
-            stalled = cycle >= full_rate
-            ctx.set(o.ready, int(not stalled or rng.random() < 0.6))
-            offer = bool(pending) and (not stalled or rng.random() < 0.7)
-            ctx.set(i.valid, int(offer))
-            if offer:
-                ctx.set(i.payload, {"u": pending[0][0], "first": pending[0][1]})
-            took = offer and ctx.get(i.ready)
-            gave = ctx.get(o.valid) and ctx.get(o.ready)
-            payload = ctx.get(o.payload)
-            await ctx.tick()
-            if took:
-                pending.pop(0)
-                in_cycles.append(cycle)
-            if gave:
-                got.append((payload.mask, payload.first))
-                out_cycles.append(cycle)
-            cycle += 1
-            assert cycle < 1000
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
+    got, in_cycles, out_cycles = run_stream(
+        dut,
+        list(zip(words, firsts, strict=True)),
+        lambda item: {"u": item[0], "first": item[1]},
+        lambda p: (p.mask, p.first),
+        rng,
+    )
     assert got == list(zip(expected, firsts, strict=True))
     assert in_cycles[:10] == list(range(10))
     assert out_cycles[:10] == list(range(1, 11))
