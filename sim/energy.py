@@ -1,0 +1,173 @@
+"""Energy and area: action counts of a simulated pass × an energy table.
+
+The default table is the 45 nm one of Horowitz (ISSCC 2014): integer and floating-point
+add / multiply, 64-bit SRAM reads by array size, DRAM per 64 bits (the midpoint of the
+quoted 1.3–2.6 nJ). A YAML file may replace any entry (keys as in
+:data:`DEFAULT_TABLE`; nested tables merge entry by entry) and its ``name`` is what
+every report prints. Decoder energy is the synthesized block's generic cell count ×
+``decoder_activity`` (fraction of cells toggling per active cycle) ×
+``cell_toggle_pj`` per active cycle, and its area proxy the same cells ×
+``cell_area_um2``; a decoder without an RTL block is charged ``estimated_decoder_pj``
+per active cycle and has no area figure.
+
+Actions per pass (B = batch, operands = stored values the lanes multiply):
+
+* DRAM: every compressed bit, once.
+* SRAM: each compressed bit written into and read out of the weight buffer (array size
+  ``buffer_bytes``); one activation read per multiply-accumulate and one output write
+  per row and batch column (``activation_bits`` each; array size = the layer's
+  activations, at least the smallest table entry).
+* MAC: one multiply at max(value bits, activation bits) and one add at
+  ``accumulator_bits`` per operand and batch column (floating point when the values
+  are floats); an entry is taken at the smallest tabulated width ≥ the width needed
+  (the largest when none is).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from sim.arch import Arch, ConfigError
+from sim.work import Pass
+
+#: Energy components of a report, in order.
+COMPONENTS = ("dram", "sram", "mac", "decoder")
+
+DEFAULT_TABLE: dict[str, Any] = {
+    "name": "Horowitz ISSCC 2014, 45 nm",
+    "int_add_pj": {8: 0.03, 32: 0.1},
+    "int_mult_pj": {8: 0.2, 32: 3.1},
+    "fp_add_pj": {16: 0.4, 32: 0.9},
+    "fp_mult_pj": {16: 1.1, 32: 3.7},
+    "sram_read_64b_pj": {8192: 10.0, 32768: 20.0, 1048576: 100.0},
+    "sram_write_factor": 1.0,
+    "dram_64b_pj": 1950.0,
+    "cell_toggle_pj": 0.002,
+    "decoder_activity": 0.25,
+    "cell_area_um2": 1.5,
+    "estimated_decoder_pj": 0.1,
+}
+
+_SIZED = ("int_add_pj", "int_mult_pj", "fp_add_pj", "fp_mult_pj", "sram_read_64b_pj")
+
+
+def load_table(source: str | Path | None) -> dict[str, Any]:
+    """The default table (``None`` or ``"default"``) or the default updated with a YAML
+    file's entries; unknown keys and non-positive energies raise :class:`ConfigError`."""
+    table = copy.deepcopy(DEFAULT_TABLE)
+    if source is None or source == "default":
+        return table
+    path = Path(source)
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"energy_table: cannot read {path}: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"energy_table: {path} must hold a mapping of table entries")
+    for key, value in loaded.items():
+        if key not in table:
+            raise ConfigError(
+                f"energy_table: unknown key {key!r} in {path}; allowed: {', '.join(table)}"
+            )
+        if key in _SIZED:
+            if not isinstance(value, dict) or not value:
+                raise ConfigError(f"energy_table.{key}: expected a mapping width -> pJ")
+            table[key] = {int(k): _positive(f"{key}.{k}", v) for k, v in value.items()}
+        elif key == "name":
+            table[key] = str(value)
+        else:
+            table[key] = _positive(key, value)
+    if "name" not in loaded:
+        table["name"] = f"{path.name} (over {DEFAULT_TABLE['name']})"
+    return table
+
+
+def _positive(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ConfigError(f"energy_table.{key} must be a number >= 0, got {value!r}")
+    return float(value)
+
+
+def sized(table: dict[str, Any], key: str, width: int) -> float:
+    """The entry of ``table[key]`` at the smallest tabulated width (or size) ≥ ``width``,
+    else the largest."""
+    entries = table[key]
+    fitting = [w for w in entries if w >= width]
+    return float(entries[min(fitting)] if fitting else entries[max(entries)])
+
+
+@dataclasses.dataclass(frozen=True)
+class Energy:
+    """Energy of a pass in pJ per component of :data:`COMPONENTS`, the actions counted,
+    and the decoder area proxy (generic cells and µm²; ``None`` without RTL)."""
+
+    pj: dict[str, float]
+    actions: dict[str, float]
+    decoder_cells: int | None
+    area_um2: float | None
+
+    @property
+    def total_pj(self) -> float:
+        """Sum of the components in pJ."""
+        return float(sum(self.pj.values()))
+
+
+def pass_energy(
+    p: Pass,
+    arch: Arch,
+    table: dict[str, Any],
+    value_dtype: np.dtype,
+    cells: dict[str, int],
+) -> Energy:
+    """Energy of pass ``p``. ``value_dtype``: dtype of the stored values (float →
+    floating-point MACs); ``cells``: generic cell count per decoder block name (a block
+    missing here is charged as a decoder without RTL)."""
+    bits = float(p.row_bits.sum())
+    macs = float(p.macs.sum()) * arch.batch
+    outputs = float(p.rows * arch.batch)
+    value_bits = np.dtype(value_dtype).itemsize * 8
+    is_float = np.issubdtype(value_dtype, np.floating)
+    mult_key, add_key = ("fp_mult_pj", "fp_add_pj") if is_float else ("int_mult_pj", "int_add_pj")
+    mac_pj = sized(table, mult_key, max(value_bits, arch.activation_bits)) + sized(
+        table, add_key, arch.accumulator_bits
+    )
+    act_bytes = (p.shape[1] + p.shape[0]) * arch.batch * arch.activation_bits // 8
+    weight_sram = sized(table, "sram_read_64b_pj", arch.buffer_bytes) / 64
+    act_sram = sized(table, "sram_read_64b_pj", act_bytes) / 64
+    write = table["sram_write_factor"]
+    act_bits = (macs + outputs * write) * arch.activation_bits
+    decoder_pj, total_cells, active = 0.0, 0, 0.0
+    for use in p.decoders:
+        cycles = float(use.active_cycles.sum()) * use.copies
+        active += cycles
+        if use.block in cells:
+            total_cells += cells[use.block] * use.copies
+            decoder_pj += (
+                cells[use.block] * cycles * table["decoder_activity"] * table["cell_toggle_pj"]
+            )
+        else:
+            decoder_pj += cycles * table["estimated_decoder_pj"]
+    has_rtl = any(use.block in cells for use in p.decoders)
+    return Energy(
+        pj={
+            "dram": bits / 64 * table["dram_64b_pj"],
+            "sram": bits * (1 + write) * weight_sram + act_bits * act_sram,
+            "mac": macs * mac_pj,
+            "decoder": decoder_pj,
+        },
+        actions={
+            "dram_bits": bits,
+            "weight_sram_bits": bits * 2,
+            "activation_sram_bits": act_bits,
+            "macs": macs,
+            "decoder_active_cycles": active,
+        },
+        decoder_cells=total_cells * arch.decoders if has_rtl else None,
+        area_um2=total_cells * arch.decoders * table["cell_area_um2"] if has_rtl else None,
+    )

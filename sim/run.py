@@ -1,0 +1,204 @@
+"""One simulated layer: event simulation, closed form, energy and the product check.
+
+:func:`simulate_layer` runs every pass of a :class:`~sim.work.LayerWork` through
+:func:`sim.engine.simulate_pass` (passes run back to back, each from an empty
+pipeline), compares with :func:`sim.analytical.estimate_pass`, prices the actions with
+:func:`sim.energy.pass_energy` and checks the lanes' product against numpy's
+``reference @ X``. :func:`summarize` turns results into the report's flat figures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import numpy as np
+
+from sim.analytical import estimate_pass
+from sim.arch import Arch
+from sim.energy import COMPONENTS, pass_energy
+from sim.engine import LANE_STATES, PassResult, simulate_pass
+from sim.work import LayerWork
+
+#: Relative gap between simulation and closed form below which they "agree".
+AGREEMENT = 0.02
+#: Lane stall categories (:data:`sim.engine.LANE_STATES` without ``busy``).
+STALLS = LANE_STATES[1:]
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerResult:
+    """A simulated layer. ``passes``: per-pass results; ``estimate``: closed-form
+    cycles (sum over passes) and the bound of the longest pass; ``energy_pj`` per
+    component; ``decoder_cells`` / ``area_um2``: decoder area proxy (``None``: no RTL
+    block); ``product_error``: max |Y_sim − reference·X| (0 for exact integer
+    products); ``product_ok``: the lanes' product equals numpy's; ``wall_s``: seconds
+    the simulation took."""
+
+    work: LayerWork
+    arch: Arch
+    passes: tuple[PassResult, ...]
+    estimate_cycles: int
+    estimate_bound: str
+    energy_pj: dict[str, float]
+    actions: dict[str, float]
+    decoder_cells: int | None
+    area_um2: float | None
+    product_error: float
+    product_ok: bool
+    wall_s: float
+
+    @property
+    def cycles(self) -> int:
+        """Simulated cycles of all passes."""
+        return sum(r.cycles for r in self.passes)
+
+    @property
+    def events(self) -> int:
+        """SimPy events processed."""
+        return sum(r.events for r in self.passes)
+
+
+def activations(n: int, arch: Arch, seed: int) -> np.ndarray:
+    """X (n, B): signed ``activation_bits``-bit integers drawn from ``seed``."""
+    half = 1 << (arch.activation_bits - 1)
+    rng = np.random.default_rng(seed)
+    return rng.integers(-half, half, size=(n, arch.batch)).astype(np.float64)
+
+
+def simulate_layer(
+    work: LayerWork,
+    reference: np.ndarray,
+    arch: Arch,
+    table: dict[str, Any],
+    cells: dict[str, int],
+    value_dtype: np.dtype,
+    seed: int = 0,
+) -> LayerResult:
+    """Simulate ``work`` on ``arch``; ``reference`` (m, n) is the matrix its encoding
+    stands for (the product check compares with ``reference @ X``)."""
+    x = activations(work.dense_shape[1], arch, seed)
+    start = time.perf_counter()
+    results, y = [], x
+    for p in work.passes:
+        result = simulate_pass(p, arch, y)
+        results.append(result)
+        y = result.output
+    wall = time.perf_counter() - start
+    estimates = [estimate_pass(p, arch) for p in work.passes]
+    energies = [pass_energy(p, arch, table, value_dtype, cells) for p in work.passes]
+    expect = np.asarray(reference, dtype=np.float64) @ x
+    error = float(np.max(np.abs(y - expect), initial=0.0))
+    scale = float(np.max(np.abs(expect), initial=0.0))
+    exact = np.issubdtype(value_dtype, np.integer) and len(work.passes) == 1
+    ok = error == 0.0 if exact else error <= 1e-9 * max(scale, 1.0) * work.dense_shape[1]
+    cells_total = [e.decoder_cells for e in energies if e.decoder_cells is not None]
+    areas = [e.area_um2 for e in energies if e.area_um2 is not None]
+    return LayerResult(
+        work=work,
+        arch=arch,
+        passes=tuple(results),
+        estimate_cycles=sum(e.cycles for e in estimates),
+        estimate_bound=max(estimates, key=lambda e: e.cycles).bound,
+        energy_pj={c: sum(e.pj[c] for e in energies) for c in COMPONENTS},
+        actions={k: sum(e.actions[k] for e in energies) for k in energies[0].actions},
+        decoder_cells=max(cells_total) if cells_total else None,
+        area_um2=max(areas) if areas else None,
+        product_error=error,
+        product_ok=bool(ok),
+        wall_s=wall,
+    )
+
+
+def _effects(r: LayerResult) -> dict[str, float]:
+    """Cycles each named effect adds over the closed form's mean-row machine."""
+    arch = r.arch
+    out = {"lane imbalance": 0.0, "decoder imbalance": 0.0, "bank conflict": 0.0}
+    out["buffer backpressure"] = 0.0
+    for p in r.passes:
+        out["lane imbalance"] += float(p.lane_work.max() - p.lane_work.mean())
+        out["decoder imbalance"] += float(p.decoder_work.max() - p.decoder_work.mean())
+        out["bank conflict"] += p.decoder_states["bank"] / arch.decoders
+        out["buffer backpressure"] += float(p.dram_blocked)
+    return out
+
+
+def summarize(r: LayerResult) -> dict[str, Any]:
+    """Flat figures of a layer result: cycles, time, throughput, utilizations, stall
+    fractions, energy by component, pJ per dense-equivalent MAC, area, the closed-form
+    agreement and the named effect behind a gap."""
+    arch, work = r.arch, r.work
+    cycles = r.cycles
+    seconds = arch.cycles_to_seconds(cycles)
+    dense_macs = work.dense_macs * arch.batch
+    lane_total = {k: sum(p.lane_cycles[k] for p in r.passes) for k in LANE_STATES}
+    lane_span = max(arch.lanes * cycles, 1)
+    gap = (cycles - r.estimate_cycles) / r.estimate_cycles if r.estimate_cycles else 0.0
+    effects = _effects(r)
+    named = max(effects, key=effects.__getitem__)
+    total_pj = sum(r.energy_pj.values())
+    return {
+        "layer": work.name,
+        "format": work.format,
+        "shape": list(work.dense_shape),
+        "total_bits": work.total_bits,
+        "cycles": cycles,
+        "time_us": seconds * 1e6,
+        "gops": 2 * dense_macs / seconds / 1e9 if seconds else 0.0,
+        "weights_per_s": work.dense_macs / seconds if seconds else 0.0,
+        "util_dram": sum(p.dram_cycles for p in r.passes) / max(cycles, 1),
+        "util_decoder": sum(int(p.decoder_work.sum()) for p in r.passes)
+        / max(arch.decoders * cycles, 1),
+        "util_lanes": lane_total["busy"] / lane_span,
+        **{f"stall_{k}": lane_total[k] / lane_span for k in STALLS},
+        **{f"energy_{k}_pj": v for k, v in r.energy_pj.items()},
+        "energy_pj": total_pj,
+        "pj_per_mac": total_pj / dense_macs if dense_macs else 0.0,
+        "decoder_cells": r.decoder_cells,
+        "area_um2": r.area_um2,
+        "analytic_cycles": r.estimate_cycles,
+        "analytic_bound": r.estimate_bound,
+        "gap": gap,
+        "gap_effect": "agrees" if abs(gap) <= AGREEMENT else named,
+        "effects_cycles": effects,
+        "product_ok": r.product_ok,
+        "product_error": r.product_error,
+        "events": r.events,
+        "sim_wall_s": r.wall_s,
+    }
+
+
+def total(rows: list[dict[str, Any]], arch: Arch) -> dict[str, Any]:
+    """The ``summarize`` figures of a whole workload (layers run one after another)."""
+    cycles = sum(r["cycles"] for r in rows)
+    seconds = arch.cycles_to_seconds(cycles)
+    dense = sum(r["shape"][0] * r["shape"][1] for r in rows)
+    weight = [max(r["cycles"], 1) / max(cycles, 1) for r in rows]
+    out: dict[str, Any] = {
+        "layer": "total",
+        "format": ",".join(sorted({r["format"] for r in rows})),
+        "total_bits": sum(r["total_bits"] for r in rows),
+        "cycles": cycles,
+        "time_us": seconds * 1e6,
+        "gops": 2 * dense * arch.batch / seconds / 1e9 if seconds else 0.0,
+        "weights_per_s": dense / seconds if seconds else 0.0,
+        "analytic_cycles": sum(r["analytic_cycles"] for r in rows),
+        "product_ok": all(r["product_ok"] for r in rows),
+        "events": sum(r["events"] for r in rows),
+        "sim_wall_s": sum(r["sim_wall_s"] for r in rows),
+    }
+    for key in ("util_dram", "util_decoder", "util_lanes", *(f"stall_{k}" for k in STALLS)):
+        out[key] = sum(w * r[key] for w, r in zip(weight, rows, strict=True))
+    for key in (*(f"energy_{k}_pj" for k in COMPONENTS), "energy_pj"):
+        out[key] = sum(r[key] for r in rows)
+    out["pj_per_mac"] = out["energy_pj"] / (dense * arch.batch) if dense else 0.0
+    cells = [r["decoder_cells"] for r in rows if r["decoder_cells"] is not None]
+    out["decoder_cells"] = max(cells) if cells else None
+    areas = [r["area_um2"] for r in rows if r["area_um2"] is not None]
+    out["area_um2"] = max(areas) if areas else None
+    gap = (
+        (cycles - out["analytic_cycles"]) / out["analytic_cycles"] if out["analytic_cycles"] else 0
+    )
+    out["gap"] = gap
+    return out

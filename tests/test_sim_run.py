@@ -1,0 +1,169 @@
+"""Whole layers through the simulator: every format, real streams, the product check,
+the closed form on balanced layers, bottlenecks named, the `simulate` command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from experiments.cli import main
+from models.registry import FORMATS
+from models.workloads import synthetic
+from sim.analytical import estimate_pass
+from sim.arch import Arch
+from sim.config import FLOAT_ONLY, LayerConfig
+from sim.decoders import layer_work
+from sim.energy import COMPONENTS, load_table
+from sim.layers import encode_layer
+from sim.run import STALLS, simulate_layer, summarize
+
+SMALL_SPECS = {
+    "lbi": {"rank": 2, "tile_rows": 8, "tile_cols": 8},
+    "bmwm": {"b": 8},
+    "xor": {"n_in": 4, "n_out": 24, "value_bits": 8},
+    "viterbi": {"n_out": 5, "n_ff": 6},
+}
+SPARSITY = {"dense": None, "bmwm": 0.875, "lowrank": 0.7}
+
+
+def run_layer(fmt: str, arch: Arch, shape=(40, 48), quantize: int | None = 8, seed=0):
+    weights = synthetic("gaussian", shape, seed)
+    cfg = LayerConfig({}, fmt, SMALL_SPECS.get(fmt, {}), SPARSITY.get(fmt, 0.8), quantize)
+    reference, enc = encode_layer(weights, cfg)
+    work = layer_work("layer", enc)
+    return simulate_layer(work, reference, arch, load_table(None), {}, enc.dtype), work
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+@pytest.mark.parametrize("quantize", [8, None])
+def test_every_format_multiplies_exactly_what_it_stored(fmt, quantize):
+    arch = Arch(lanes=4, decoders=2, batch=3, dram_latency_cycles=10)
+    result, work = run_layer(fmt, arch, quantize=None if fmt in FLOAT_ONLY else quantize)
+    assert result.product_ok, result.product_error
+    row = summarize(result)
+    assert row["cycles"] == result.cycles > 0
+    for r in result.passes:
+        assert sum(r.lane_cycles.values()) == arch.lanes * r.cycles
+    assert sum(row[f"stall_{k}"] for k in STALLS) + row["util_lanes"] == pytest.approx(1.0)
+    assert all(row[f"energy_{k}_pj"] >= 0 for k in COMPONENTS)
+    assert row["energy_dram_pj"] == pytest.approx(work.total_bits / 64 * 1950.0)
+    assert row["pj_per_mac"] == pytest.approx(row["energy_pj"] / (40 * 48 * 3))
+
+
+def balanced_weights(m: int, n: int, kept: int, seed: int = 0) -> np.ndarray:
+    """Integer weights with exactly ``kept`` non-zeros in every row."""
+    rng = np.random.default_rng(seed)
+    w = np.zeros((m, n), dtype=np.int8)
+    for r in range(m):
+        w[r, rng.choice(n, kept, replace=False)] = rng.integers(1, 100, kept)
+    return w
+
+
+@pytest.mark.parametrize("fmt", ["dense", "bitmap"])
+@pytest.mark.parametrize(
+    "arch",
+    [
+        Arch(lanes=4, decoders=2, dram_bytes_per_cycle=64.0),
+        Arch(lanes=16, decoders=4, batch=2),
+        Arch(lanes=8, decoders=8, dram_bytes_per_cycle=2.0),
+        Arch(lanes=8, decoders=1, bank_bytes_per_cycle=1, dram_bytes_per_cycle=64.0),
+    ],
+)
+def test_balanced_dense_and_bitmap_layers_equal_the_closed_form(fmt, arch):
+    w = balanced_weights(96, 200, 20)
+    enc_cfg = LayerConfig({}, fmt, {}, None, None)
+    reference, enc = encode_layer(w, enc_cfg)
+    work = layer_work("balanced", enc)
+    (p,) = work.passes
+    assert len(set(p.row_bits.tolist())) == 1 and len(set(p.decode_cycles.tolist())) == 1
+    result = simulate_layer(work, reference, arch, load_table(None), {}, enc.dtype)
+    assert result.cycles == estimate_pass(p, arch).cycles
+    assert result.product_ok and result.product_error == 0.0
+
+
+def named_stall(result) -> str:
+    totals = {k: sum(r.lane_cycles[k] for r in result.passes) for k in STALLS if k != "fill"}
+    return max(totals, key=totals.__getitem__)
+
+
+def test_a_slow_dram_is_named_the_bottleneck():
+    result, _ = run_layer("csr", Arch(lanes=16, decoders=4, dram_bytes_per_cycle=0.5))
+    assert named_stall(result) == "bandwidth"
+    assert result.estimate_bound == "dram"
+    assert summarize(result)["util_dram"] > 0.9
+
+
+def test_a_scarce_decoder_is_named_the_bottleneck():
+    arch = Arch(lanes=16, decoders=1, dram_bytes_per_cycle=64.0)
+    result, _ = run_layer("viterbi", arch, shape=(64, 200))
+    assert named_stall(result) == "decoder"
+    assert result.estimate_bound == "decoder"
+    assert summarize(result)["util_decoder"] > 0.9
+
+
+def test_irregular_rows_show_lane_imbalance():
+    w = balanced_weights(64, 256, 4)
+    w[::8] = 50
+    reference, enc = encode_layer(w, LayerConfig({}, "csr", {}, None, None))
+    arch = Arch(lanes=8, decoders=8, index_units=64, dram_bytes_per_cycle=256.0)
+    result = simulate_layer(
+        layer_work("skewed", enc), reference, arch, load_table(None), {}, enc.dtype
+    )
+    row = summarize(result)
+    assert row["gap"] > 0.02
+    assert row["gap_effect"] == "lane imbalance"
+
+
+def write_config(path, **over):
+    doc = {
+        "name": "tiny",
+        "arch": {"lanes": 4, "decoders": 2, "dram": {"bytes_per_cycle": 8}},
+        "defaults": {"format": "csr", "sparsity": 0.8, "quantize": 8},
+        "layers": [{"synthetic": "24x40"}, {"synthetic": "16x24", "format": "relative"}],
+    }
+    doc.update(over)
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_the_simulate_command_prints_and_writes_every_figure(tmp_path, capsys):
+    config = write_config(tmp_path / "c.yaml")
+    out = tmp_path / "out.json"
+    assert main(["simulate", str(config), "--no-synth", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "energy table: Horowitz ISSCC 2014, 45 nm" in text
+    assert "gaussian24x40" in text and "total" in text
+    doc = json.loads(out.read_text())
+    assert [r["format"] for r in doc["layers"]] == ["csr", "relative"]
+    assert doc["total"]["cycles"] == sum(r["cycles"] for r in doc["layers"])
+    assert doc["total"]["product_ok"] is True
+
+
+def test_the_simulate_command_synthesizes_rtl_decoders(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CODESIGN_CACHE", str(tmp_path / "cache"))
+    config = write_config(
+        tmp_path / "c.yaml",
+        layers=[{"synthetic": "16x30", "format": "viterbi", "spec": {"n_out": 5, "n_ff": 4}}],
+    )
+    out = tmp_path / "out.json"
+    assert main(["simulate", str(config), "--json", str(out)]) == 0
+    row = json.loads(out.read_text())["layers"][0]
+    assert row["decoder_cells"] > 0 and row["area_um2"] > 0
+    assert list((tmp_path / "cache" / "synth").glob("viterbi-*.json"))
+
+
+@pytest.mark.parametrize(
+    ("over", "message"),
+    [
+        ({"arch": {"dram": {"bytes_per_cycle": 0}}}, "arch.dram.bytes_per_cycle = 0"),
+        ({"arch": {"buffer": {"bytes": 8}}}, "arch.buffer.bytes = 8 is smaller than one row"),
+        ({"tiles": 3}, "'tiles' was unexpected"),
+    ],
+)
+def test_the_simulate_command_rejects_bad_configs(tmp_path, capsys, over, message):
+    config = write_config(tmp_path / "c.yaml", **over)
+    assert main(["simulate", str(config), "--no-synth"]) == 2
+    assert message in capsys.readouterr().err
