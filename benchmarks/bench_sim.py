@@ -1,9 +1,10 @@
 """Simulator speed: a 4096×4096 layer at 90 % sparsity, batch 1, in every format.
 
-Usage: python benchmarks/bench_sim.py [--size 4096] [--repeats 3] [--formats csr,viterbi]
+Usage: python benchmarks/bench_sim.py [--size 4096] [--repeats 3] [--configs csr,viterbi]
 [--json OUT]
 
-Per format (spec and sparsity from ``experiments/configs/sim_<format>.yaml``; LBI on
+Per example configuration (format, spec and sparsity from
+``experiments/configs/sim_<name>.yaml``; LBI on
 64×64 tiles at rank 8, the tile size of its own benchmark): the layer is quantized to
 8 bits and compressed once (``encode`` seconds, not part of the simulator), then timed,
 median (and min) of ``--repeats`` runs after one warm-up: ``work`` (per-row work read
@@ -23,7 +24,6 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
 import simpy
 import yaml
 from timing import timings
@@ -41,9 +41,10 @@ CONFIGS = Path(__file__).resolve().parent.parent / "experiments" / "configs"
 LARGE_OVERRIDES = {"lbi": {"rank": 8, "tile_rows": 64, "tile_cols": 64, "semiring": "gf2"}}
 
 
-def layer_config(fmt: str) -> LayerConfig:
-    """The format's spec and sparsity from its example configuration."""
-    defaults = yaml.safe_load((CONFIGS / f"sim_{fmt}.yaml").read_text())["defaults"]
+def layer_config(name: str) -> LayerConfig:
+    """Format, spec and sparsity of the example configuration ``sim_<name>.yaml``."""
+    defaults = yaml.safe_load((CONFIGS / f"sim_{name}.yaml").read_text())["defaults"]
+    fmt = defaults["format"]
     return LayerConfig(
         source={},
         format=fmt,
@@ -71,7 +72,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--formats", default=",".join(FORMATS))
+    parser.add_argument(
+        "--configs",
+        default=",".join([*FORMATS, "viterbi_xor"]),
+        help="names of experiments/configs/sim_<name>.yaml",
+    )
     parser.add_argument("--json", metavar="OUT")
     args = parser.parse_args()
     weights = synthetic("gaussian", (args.size, args.size), 0)
@@ -80,13 +85,14 @@ def main() -> None:
     print(f"{args.size}x{args.size}, batch 1, arch {arch}")
     print(f"baseline: a SimPy clock ticking every cycle runs {ticks:.3g} cycles/s")
     header = (
-        f"{'format':9} {'encode s':>9} {'work s':>8} {'sim s':>7} {'sim min':>8} "
+        f"{'config':11} {'encode s':>9} {'work s':>8} {'sim s':>7} {'sim min':>8} "
         f"{'cycles':>10} {'cycles/s':>10} {'x tick':>7} {'events/s':>9} {'W.X':>4}"
     )
     print(header)
     rows = []
-    for fmt in args.formats.split(","):
-        cfg = layer_config(fmt)
+    for name in args.configs.split(","):
+        cfg = layer_config(name)
+        fmt = cfg.format
         start = time.perf_counter()
         reference, enc = encode_layer(weights, cfg)
         encode_s = time.perf_counter() - start
@@ -101,7 +107,7 @@ def main() -> None:
         result = results[-1]
         sim_s = statistics.median(sim_times)
         row = {
-            "format": fmt,
+            "config": name,
             "spec": enc.spec.to_dict(),
             "encode_s": encode_s,
             "work_s": statistics.median(work_times),
@@ -115,7 +121,7 @@ def main() -> None:
         }
         rows.append(row)
         print(
-            f"{fmt:9} {encode_s:9.2f} {row['work_s']:8.2f} {sim_s:7.2f} {min(sim_times):8.2f} "
+            f"{name:11} {encode_s:9.2f} {row['work_s']:8.2f} {sim_s:7.2f} {min(sim_times):8.2f} "
             f"{result.cycles:10d} {row['cycles_per_s']:10.3g} {row['vs_tick']:7.1f} "
             f"{row['events_per_s']:9.3g} {'yes' if result.product_ok else 'NO':>4}",
             flush=True,

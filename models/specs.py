@@ -328,8 +328,14 @@ class XorSpec(Spec):
     ``value_bits``: bits of a quantized value (one plane each); ``quant``: ``uniform``
     (symmetric two's complement) or ``binary`` (binary-coding: sign planes of
     ±alpha_i); ``mask_format``: the format storing the mask (with that format's
-    default spec), reported separately; ``relative`` pads long gaps with zero-valued
-    slots, so it needs ``uniform``.
+    default spec; ``lbi``'s tiles clipped to the matrix), reported separately — a
+    layer is mask format + value format. ``relative`` pads long gaps with zero-valued
+    slots, so it needs ``uniform``. ``viterbi`` and ``lbi`` masks come from their
+    pruning search (``compress`` with a sparsity), not from a given mask; the slots
+    they keep may hold zero weights, which decode to zero only with ``uniform``.
+    ``mask_threshold``: the ``viterbi`` mask's comparator threshold (ViterbiSpec
+    ``threshold``, 0..256), set by ``compress``'s calibration (unset: calibrated);
+    only with ``mask_format='viterbi'``.
     ``segment``: blocks per segment of a plane; the shift register starts from zero at
     each segment start, so segments encode and decode independently.
     """
@@ -342,10 +348,11 @@ class XorSpec(Spec):
         "seed": (0, None),
         "value_bits": (1, 16),
         "segment": (1, None),
+        "mask_threshold": (0, 256),
     }
     _choices: ClassVar[dict[str, tuple[str, ...]]] = {
         "quant": ("uniform", "binary"),
-        "mask_format": ("bitmap", "csr", "relative"),
+        "mask_format": ("bitmap", "csr", "relative", "viterbi", "lbi"),
     }
     n_in: int = 8
     n_out: int = 64
@@ -355,8 +362,16 @@ class XorSpec(Spec):
     quant: str = "uniform"
     mask_format: str = "csr"
     segment: int = 1024
+    mask_threshold: int | None = None
 
     def validate(self) -> None:
+        if self.mask_threshold is not None and self.mask_format != "viterbi":
+            raise SpecError(
+                f"XorSpec.mask_threshold is the threshold of a viterbi mask; unset it for "
+                f"mask_format={self.mask_format!r} or use mask_format='viterbi'"
+            )
+        if self.mask_threshold is not None:
+            ViterbiSpec(threshold=self.mask_threshold)
         state_bits = (self.n_s - 1) * self.n_in
         if state_bits > 20:
             raise SpecError(

@@ -7,11 +7,17 @@ Storage of a layer W (m, n) under an :class:`~models.specs.XorSpec`:
 
 1. **Quantization** (:mod:`models.bitplanes`): W becomes ``value_bits`` bit-planes
    (``uniform`` two's complement or ``binary`` coding) plus float32 scales.
-2. **Mask**: the non-zero pattern of the quantized layer is stored in
-   ``spec.mask_format`` (bitmap, csr or relative, with that format's default spec);
-   only its index streams are kept, renamed ``mask_<name>``. Its *slots* — the
-   positions the mask format gives a value to (the non-zeros, plus relative's padding
-   zeros) — are the **care** positions; every other position is don't-care.
+2. **Mask**: the layer's mask is stored in ``spec.mask_format`` with that format's
+   spec (:func:`mask_spec`); only its index streams are kept, renamed
+   ``mask_<name>``. ``bitmap``, ``csr`` and ``relative`` store the non-zero pattern of
+   the quantized layer. ``viterbi`` and ``lbi`` masks come from their own pruning
+   search: :meth:`XorFormat.compress` with a sparsity prunes with the mask format's
+   ``compress`` and encodes the pruned layer's values on that mask; ``encode`` of a
+   given matrix searches a mask for its non-zero pattern and raises
+   :class:`~models.format.FormatError` when the mask misses a non-zero. The mask's
+   *slots* — the positions it gives a value to (the non-zeros, plus relative's padding
+   zeros and the zero weights a searched mask keeps) — are the **care** positions;
+   every other position is don't-care.
 3. **Planes**: each plane is read over all m·n positions in row-major order and cut
    into B = ⌈m·n / n_out⌉ blocks of n_out bits (the last block is padded with
    don't-cares). Block t decodes as y_t = M·[x_t; x_{t−1}; …; x_{t−n_s+1}] over GF(2)
@@ -43,18 +49,21 @@ import numpy as np
 from models.bitplanes import SCALE_BITS, BitPlanes, planes_to_values, to_bitplanes
 from models.format import Decoded, Encoded, Format, FormatError, Stream, ceil_log2
 from models.gf2 import pack, unpack
-from models.specs import XorSpec
+from models.specs import LbiSpec, Spec, ViterbiSpec, XorSpec
 from models.workloads import check_weights
 from models.xor_encode import decode_blocks, encode_blocks, traceback_bytes
 
 __all__ = [
     "MAX_TRACEBACK_BYTES",
+    "SEARCHED_MASKS",
     "MAX_TRANSITIONS_LOG2",
     "PATCH_COUNT_BITS",
     "XorFormat",
     "XorPlanes",
     "decode_planes",
     "encode_planes",
+    "mask_encoding",
+    "mask_spec",
     "xor_matrix",
     "xor_reference",
 ]
@@ -193,19 +202,79 @@ def _quantize(weights: np.ndarray, spec: XorSpec) -> tuple[BitPlanes, np.ndarray
     return planes, np.where(weights != 0, planes.values(), 0).astype(planes.dtype)
 
 
+SEARCHED_MASKS = ("viterbi", "lbi")
+"""Mask formats whose mask comes from their own pruning search, not from a given mask."""
+
+
 def _mask_format(spec: XorSpec) -> Format:
     from models.registry import get_format  # the registry imports this module
 
     return get_format(spec.mask_format)
 
 
-def _slots(fmt: Format, streams: dict[str, Stream], shape: tuple[int, int]) -> np.ndarray:
+def mask_spec(spec: XorSpec, shape: tuple[int, int]) -> Spec:
+    """The spec of the mask format of ``spec`` for an (m, n) matrix: its default, with
+    ``viterbi``'s threshold = ``spec.mask_threshold`` and ``lbi``'s tiles clipped to the
+    matrix (rank clipped to the tiles)."""
+    if spec.mask_format == "viterbi":
+        return ViterbiSpec(threshold=spec.mask_threshold)
+    if spec.mask_format == "lbi":
+        lbi = LbiSpec()
+        rows, cols = min(lbi.tile_rows, shape[0]), min(lbi.tile_cols, shape[1])
+        return LbiSpec(rank=min(lbi.rank, rows, cols), tile_rows=rows, tile_cols=cols)
+    return _mask_format(spec).spec_type()
+
+
+def _mask_bundle(spec: XorSpec, streams: dict[str, Stream], shape: tuple[int, int]) -> Encoded:
+    """The mask format's encoding of ``shape`` from its index ``streams`` (names without
+    the ``mask_`` prefix) plus a 1-bit unit value broadcast to every slot."""
+    unit = np.ones(1, dtype=np.uint8)
+    full = {**streams, "values": Stream(unit, 1, "value")}
+    bits = sum(s.bits for s in streams.values())
+    return Encoded(spec.mask_format, mask_spec(spec, shape), shape, unit.dtype, full, 0, 0, bits, 0)
+
+
+def mask_encoding(enc: Encoded) -> Encoded:
+    """The mask of an ``xor`` encoding as an encoding of its mask format (spec:
+    :func:`mask_spec`): the ``mask_*`` index streams under their own names, a 1-bit unit
+    value broadcast to every slot, ``index_bits`` = the mask's bits. Decoding it gives
+    the care positions as its mask."""
+    streams = {k[5:]: s for k, s in enc.streams.items() if k.startswith("mask_")}
+    return _mask_bundle(enc.spec, streams, enc.shape)
+
+
+def _searched_mask(nonzero: np.ndarray, spec: XorSpec) -> Encoded:
+    """A ``viterbi`` / ``lbi`` encoding whose mask keeps every True of ``nonzero``
+    (m, n), or :class:`FormatError`: such a mask comes from a pruning search."""
+    advice = (
+        f"XorSpec.mask_format={spec.mask_format!r} takes its mask from a pruning search; "
+        f"use compress with a sparsity (or mask_format bitmap, csr or relative)"
+    )
+    if spec.mask_format == "viterbi" and spec.mask_threshold is None:
+        raise FormatError(f"{advice}: mask_threshold is unset")
+    mask_fmt = _mask_format(spec)
+    mask_enc = mask_fmt.encode(nonzero.astype(np.uint8), mask_spec(spec, nonzero.shape))
+    missed = int(np.count_nonzero(nonzero & ~mask_fmt.decode(mask_enc).mask))
+    if missed:
+        raise FormatError(
+            f"{advice}: the mask found misses {missed} of the "
+            f"{int(np.count_nonzero(nonzero))} non-zeros of this matrix"
+        )
+    return mask_enc
+
+
+def _mask_of(reference: np.ndarray, spec: XorSpec) -> Encoded:
+    """The mask format's encoding of the non-zeros of ``reference``."""
+    nonzero = reference != 0
+    if spec.mask_format in SEARCHED_MASKS:
+        return _searched_mask(nonzero, spec)
+    return _mask_format(spec).encode(nonzero.astype(np.uint8))
+
+
+def _slots(spec: XorSpec, streams: dict[str, Stream], shape: tuple[int, int]) -> np.ndarray:
     """The positions the mask format stores a value at, bool (m, n): its index
     ``streams`` decoded with a unit value broadcast to every slot."""
-    unit = np.ones(1, dtype=np.uint8)
-    full = {**streams, "values": Stream(unit, 8, "value")}
-    enc = Encoded(fmt.name, fmt.spec_type(), shape, unit.dtype, full, 0, 0, 0, 0)
-    return fmt.decode(enc).mask
+    return _mask_format(spec).decode(_mask_bundle(spec, streams, shape)).mask
 
 
 class XorFormat(Format):
@@ -214,23 +283,60 @@ class XorFormat(Format):
     name = "xor"
     summary = "value bit-planes from XOR gates (inputs + patches), mask in another format"
 
+    def prune(self, weights: np.ndarray, sparsity: float, spec: Spec | None = None) -> np.ndarray:
+        """W∘mask of the mask format's own pruning for ``viterbi`` / ``lbi`` masks (its
+        spec: :func:`mask_spec`), global magnitude pruning otherwise."""
+        spec = spec if isinstance(spec, XorSpec) else XorSpec()
+        if spec.mask_format in SEARCHED_MASKS:
+            return self._searched(weights, sparsity, spec)[0]
+        return super().prune(weights, sparsity, spec)
+
     def compress(
         self, weights: np.ndarray, sparsity: float | None, spec: XorSpec | None = None
     ) -> tuple[np.ndarray, Encoded]:
-        """Magnitude-prune (when ``sparsity`` is given) and encode; the reference is
-        :func:`xor_reference` of the pruned layer (the quantized values)."""
+        """Prune (when ``sparsity`` is given) and encode; the reference is
+        :func:`xor_reference` of the pruned layer (the quantized values).
+
+        ``viterbi`` / ``lbi`` masks with a sparsity: the mask format's ``compress`` of
+        ``weights`` at ``sparsity`` (its spec: :func:`mask_spec`) gives the pruned layer
+        and the mask, and the values of the pruned layer are encoded on that mask (the
+        encoded spec carries the viterbi mask's calibrated ``mask_threshold``)."""
         spec = self.spec_type() if spec is None else spec
         check_weights(weights)
+        if sparsity is not None and spec.mask_format in SEARCHED_MASKS:
+            if not isinstance(spec, XorSpec):
+                raise FormatError(f"format 'xor' needs a XorSpec, got {type(spec).__name__}")
+            pruned, mask_enc = self._searched(weights, sparsity, spec)
+            if spec.mask_format == "viterbi":
+                spec = dataclasses.replace(spec, mask_threshold=mask_enc.spec.threshold)
+            planes, reference = _quantize(pruned, spec)
+            return reference, self._store(planes, reference, spec, mask_enc)
         pruned = weights if sparsity is None else self.prune(weights, sparsity, spec)
         enc = self.encode(pruned, spec)
         return xor_reference(pruned, spec), enc
 
+    def _searched(
+        self, weights: np.ndarray, sparsity: float, spec: XorSpec
+    ) -> tuple[np.ndarray, Encoded]:
+        return _mask_format(spec).compress(weights, sparsity, mask_spec(spec, weights.shape))
+
     def _encode(self, weights: np.ndarray, spec: XorSpec) -> Encoded:
         planes, reference = _quantize(weights, spec)
-        mask_fmt = _mask_format(spec)
-        mask_enc = mask_fmt.encode((reference != 0).astype(np.uint8))
+        return self._store(planes, reference, spec, _mask_of(reference, spec))
+
+    def _store(
+        self, planes: BitPlanes, reference: np.ndarray, spec: XorSpec, mask_enc: Encoded
+    ) -> Encoded:
+        """Encode the ``planes`` of ``reference`` (m, n) on the slots of ``mask_enc``."""
         mask_streams = {k: s for k, s in mask_enc.streams.items() if s.role == "index"}
-        care = _slots(mask_fmt, mask_streams, reference.shape)
+        care = _slots(spec, mask_streams, reference.shape)
+        if spec.quant == "binary" and np.any(care & (reference == 0)):
+            raise FormatError(
+                f"XorSpec.mask_format={spec.mask_format!r} keeps "
+                f"{int(np.count_nonzero(care & (reference == 0)))} positions whose weight is "
+                f"zero, which quant='binary' (values ±alpha sums) cannot decode to zero; use "
+                f"quant='uniform'"
+            )
         n_planes = spec.value_bits
         code = encode_planes(planes.planes.reshape(n_planes, -1), care.ravel(), spec)
         blocks = code.inputs.shape[1]
@@ -250,6 +356,7 @@ class XorFormat(Format):
         care_positions = int(care.sum())
         care_bits = care_positions * n_planes
         extras = {
+            **{f"mask_{k}": v for k, v in mask_enc.extras.items()},
             "efficiency": care_bits / (input_bits + patch_bits),
             "patch_bits": float(patch_bits),
             "mask_bits": float(mask_enc.index_bits),
@@ -272,8 +379,7 @@ class XorFormat(Format):
     def decode(self, enc: Encoded) -> Decoded:
         spec: XorSpec = enc.spec
         m, n = enc.shape
-        mask_streams = {k[5:]: s for k, s in enc.streams.items() if k.startswith("mask_")}
-        care = _slots(_mask_format(spec), mask_streams, enc.shape)
+        care = _mask_format(spec).decode(mask_encoding(enc)).mask
         inputs = enc.streams["inputs"].data.reshape(spec.value_bits, -1)
         bits = decode_planes(inputs, spec, m * n)
         plane = np.repeat(

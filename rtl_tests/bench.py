@@ -7,6 +7,7 @@
   every ``out`` field and the sidecar's latency;
 * :class:`Stimulus` and :func:`run_random_stalls`: the stalled runs of the ``random_stalls``
   tests;
+* :func:`sim_checked`: the full-rate cycles against the simulator's timing rule;
 * :func:`seeded_full_rate`, :func:`seeded_random_stalls` and
   :func:`seeded_reset_mid_stream`: the three tests of a one-stream block with seeded
   cases;
@@ -187,17 +188,29 @@ async def run_random_stalls(
     bench.record("random_stalls", {"runs": runs, **bench.compared()})
 
 
+def sim_checked(cycles: int, sim_cycles: int) -> dict[str, int]:
+    """``{"sim_cycles": sim_cycles}`` once the measured full-rate ``cycles`` (first input
+    handshake to last output, inclusive) are asserted equal to the simulator's
+    prediction for the same streams (:func:`sim.decoders.stream_cycles`)."""
+    assert cycles == sim_cycles, (
+        f"measured {cycles} cycles; the simulator's timing rule predicts {sim_cycles}"
+    )
+    return {"sim_cycles": sim_cycles}
+
+
 async def seeded_full_rate(
     bench: SingleStreamBench,
     count_key: str,
     figures: Callable[[list[Any], int], dict[str, Any]],
+    sim_cycles: Callable[[list[Any]], int],
 ) -> None:
     """The ``full_rate`` test of a one-stream block whose ``bench.cases(seed)`` gives
     back-to-back cases with ``inputs`` and ``expected``, one output per input: with no
     stalls the cases of seed 1 go in one per cycle and come out exactly, every output
-    ``bench.latency`` cycles after its input. Records the output count (under
-    ``count_key``), cycles, cycles per output, latency, ``figures(cases, n)`` and what
-    was compared."""
+    ``bench.latency`` cycles after its input, and the cycles equal ``sim_cycles(cases)``
+    (the simulator's rule on the cases sent, :func:`sim_checked`). Records the output
+    count (under ``count_key``), cycles, the prediction, cycles per output, latency,
+    ``figures(cases, n)`` and what was compared."""
     driver, monitor = await bench.start()
     cases = bench.cases(seed=1)  # type: ignore[attr-defined]
     inputs, expected = concat(cases, "inputs", "expected")
@@ -208,11 +221,13 @@ async def seeded_full_rate(
     first_in, last_out = driver.accepted[0], monitor.cycles[-1]
     assert driver.accepted == list(range(first_in, first_in + n)), "input stalled at full rate"
     assert monitor.cycles == list(range(first_in + bench.latency, first_in + bench.latency + n))
+    cycles = last_out - first_in + 1
     bench.record(
         "full_rate",
         {
             count_key: n,
-            "cycles": last_out - first_in + 1,
+            "cycles": cycles,
+            **sim_checked(cycles, sim_cycles(cases)),
             "cycles_per_output": (last_out - monitor.cycles[0] + 1) / n,
             "latency": monitor.cycles[0] - first_in,
             **figures(cases, n),

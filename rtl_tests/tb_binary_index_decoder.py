@@ -23,8 +23,16 @@ import numpy as np
 
 from hw.binary_index_decoder import IZ_LOAD_CYCLES, LATENCY, tile_beats
 from models.specs import LbiSpec
-from rtl_tests.bench import BenchBase, Stimulus, interrupt_and_reset, reset_pairs, run_random_stalls
+from rtl_tests.bench import (
+    BenchBase,
+    Stimulus,
+    interrupt_and_reset,
+    reset_pairs,
+    run_random_stalls,
+    sim_checked,
+)
 from rtl_tests.streams import Scoreboard, StreamDriver
+from sim.decoders import lbi_cycles, stream_cycles
 
 #: Stall probabilities of the stalled runs: (valid low on iz and ip, out.ready low).
 STALLS = ((0.3, 0.3), (0.1, 0.7))
@@ -36,7 +44,8 @@ SOURCES = ("iz", "ip")
 
 class Case:
     """One matrix: the ``iz`` and ``ip`` beats, the expected output rows, the rows a' of
-    each tile and how many tiles are clipped."""
+    each tile, how many tiles are clipped and the simulator's cycles per matrix row
+    (``sim_rows``)."""
 
     def __init__(self, name: str, z: Any, spec: LbiSpec) -> None:
         self.name = name
@@ -60,6 +69,7 @@ class Case:
             for r in range(t.r0, t.r1)
         ]
         self.tile_rows = [t.r1 - t.r0 for t in tiles]
+        self.sim_rows = lbi_cycles(spec.tile_cols, shape)
         self.edge_tiles = sum(
             t.r1 - t.r0 < spec.tile_rows or t.c1 - t.c0 < spec.tile_cols for t in tiles
         )
@@ -96,7 +106,7 @@ async def full_rate(dut: Any) -> None:
     """No stalls, all cases back to back: the first Iz beat takes IZ_LOAD_CYCLES, then one
     row per cycle with no gap at tile or case boundaries (each next Iz beat is taken at
     the edge of the previous tile's last row), every output LATENCY cycles after its
-    row."""
+    row; the cycles are the simulator's."""
     bench = Bench(dut)
     drivers, monitor = await bench.start()
     cases = bench.cases
@@ -123,6 +133,7 @@ async def full_rate(dut: Any) -> None:
             "cycles_per_output": (out[start + k - 1] - out[start] + 1) / k,
         }
         start += k
+    cycles = out[-1] - iz[0] + 1
     bench.record(
         "full_rate",
         {
@@ -130,7 +141,8 @@ async def full_rate(dut: Any) -> None:
             "tiles": len(rows),
             "edge_tiles": sum(c.edge_tiles for c in cases),
             "stream_cycles": ip[-1] - iz[0] + 1,
-            "cycles": out[-1] - iz[0] + 1,
+            "cycles": cycles,
+            **sim_checked(cycles, stream_cycles("lbi", [c.sim_rows for c in cases])),
             "cycles_per_output": (out[-1] - out[0] + 1) / n,
             "latency": min(latencies),
             "iz_load_cycles": ip[0] - iz[0],

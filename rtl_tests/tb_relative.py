@@ -28,6 +28,7 @@ from rtl_tests.bench import (
     seeded_random_stalls,
     seeded_reset_mid_stream,
 )
+from sim.decoders import relative_cycles, stream_cycles
 
 FORMAT = get_format("relative")
 #: Entries of the random (gap, value) stream.
@@ -39,12 +40,14 @@ RESETS = 4
 
 
 class Case:
-    """One matrix sent to the decoder: its input items and the expected outputs (rows
-    modulo 2^row_bits, values as value_bits-bit patterns)."""
+    """One matrix sent to the decoder: its input items, the expected outputs (rows
+    modulo 2^row_bits, values as value_bits-bit patterns) and the simulator's cycles
+    per row of the matrix (``sim_rows``)."""
 
     def __init__(self, source: str, enc: Encoded, value_bits: int, row_bits: int) -> None:
         self.source = source
         gaps = enc.streams["gaps"].data
+        self.sim_rows = relative_cycles(gaps, enc.shape)
         values = enc.streams["values"].data
         vmask = (1 << value_bits) - 1
         self.inputs = [
@@ -112,13 +115,14 @@ class Bench(SingleStreamBench):
 @cocotb.test()
 async def full_rate(dut: Any) -> None:
     """No stalls: one input and one output per cycle, every output LATENCY cycles after
-    its input, across back-to-back matrices."""
+    its input, across back-to-back matrices; the cycles are the simulator's."""
     await seeded_full_rate(
         Bench(dut),
         "entries",
         lambda cases, n: {
             "matrices": [{"source": c.source, "entries": len(c.inputs)} for c in cases],
         },
+        lambda cases: stream_cycles("relative", [c.sim_rows for c in cases]),
     )
 
 

@@ -8,10 +8,11 @@ decode's mask ``NAME.mask``) and ``RTL_SEED``.
 
 A matrix is sent as its VD cycles in order, ``first`` set every ``spec.segment`` cycles
 (as :func:`models.viterbi_decompressor.expand_matrix` cuts segments); a random stream
-has random input bits and random segment lengths. The expected mask word of every cycle
-is :func:`models.viterbi_decompressor.expand` of its segment (all n_out bits, the last
-cycle of a matrix included), checked first against the golden decode's mask; every
-output (``mask``, ``first``) is compared bit by bit.
+has random input bits and random segment lengths (the simulator's rule reads it as a
+matrix of one row). The expected mask word of every cycle is
+:func:`models.viterbi_decompressor.expand` of its segment (all n_out bits, the last cycle
+of a matrix included), checked first against the golden decode's mask; every output
+(``mask``, ``first``) is compared bit by bit.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from rtl_tests.bench import (
     seeded_random_stalls,
     seeded_reset_mid_stream,
 )
+from sim.decoders import stream_cycles, viterbi_cycles
 
 #: VD cycles of the random stream.
 RANDOM_CYCLES = 120
@@ -40,12 +42,21 @@ RESETS = 4
 
 
 class Case:
-    """One input stream: ``inputs`` ({"u", "first"} per cycle) and the golden
-    ``expected`` outputs ({"mask", "first"} per cycle)."""
+    """One input stream: ``inputs`` ({"u", "first"} per cycle), the golden ``expected``
+    outputs ({"mask", "first"} per cycle) and the simulator's cycles per row of the
+    ``shape`` (m, n) matrix the stream covers (``sim_rows``)."""
 
-    def __init__(self, source: str, spec: ViterbiSpec, words: np.ndarray, lengths: list[int]):
+    def __init__(
+        self,
+        source: str,
+        spec: ViterbiSpec,
+        words: np.ndarray,
+        lengths: list[int],
+        shape: tuple[int, int],
+    ):
         self.source = source
         self.segments = len(lengths)
+        self.sim_rows = viterbi_cycles(spec.n_out, shape)
         self.inputs: list[dict[str, int]] = []
         self.expected: list[dict[str, int]] = []
         weights = 1 << np.arange(spec.n_out)
@@ -89,7 +100,8 @@ class Bench(SingleStreamBench):
             for name in names:
                 words, mask = stimuli[f"{name}.inputs"], stimuli[f"{name}.mask"]
                 full, tail = divmod(len(words), spec.segment)
-                case = Case(name, spec, words, [spec.segment] * full + [tail] * (tail > 0))
+                lengths = [spec.segment] * full + [tail] * (tail > 0)
+                case = Case(name, spec, words, lengths, mask.shape)
                 got = case.mask_bits(spec.n_out)[: mask.size]
                 assert np.array_equal(got, mask.ravel()), f"{name}: expand != golden decode"
                 cases.append(case)
@@ -99,14 +111,15 @@ class Bench(SingleStreamBench):
         while sum(lengths) < RANDOM_CYCLES:
             lengths.append(int(rng.integers(1, 2 * spec.segment + 1)))
         lengths[-1] -= sum(lengths) - RANDOM_CYCLES
-        cases.append(Case("random-stream", spec, words, lengths))
+        cases.append(Case("random-stream", spec, words, lengths, (1, RANDOM_CYCLES * spec.n_out)))
         return cases
 
 
 @cocotb.test()
 async def full_rate(dut: Any) -> None:
     """No stalls: one input and one mask word per cycle, every output LATENCY cycles
-    after its input, across back-to-back matrices and segments."""
+    after its input, across back-to-back matrices and segments; the cycles are the
+    simulator's."""
     bench = Bench(dut)
     await seeded_full_rate(
         bench,
@@ -117,6 +130,7 @@ async def full_rate(dut: Any) -> None:
                 {"source": c.source, "cycles": len(c.inputs), "segments": c.segments} for c in cases
             ],
         },
+        lambda cases: stream_cycles("viterbi", [c.sim_rows for c in cases]),
     )
 
 

@@ -30,8 +30,10 @@ from rtl_tests.bench import (
     interrupt_and_reset,
     reset_pairs,
     run_random_stalls,
+    sim_checked,
 )
 from rtl_tests.streams import StreamDriver
+from sim.decoders import stream_cycles, xor_cycles
 
 #: Stall probabilities of the stalled runs: (valid low on in/count/patch, out.ready low).
 STALLS = ((0.3, 0.3), (0.1, 0.7))
@@ -48,8 +50,9 @@ def _words(bits: np.ndarray) -> list[int]:
 
 
 class Case:
-    """One stimulus case: what each stream sends and, per block, the expected raw bits,
-    patch flips, target bits, care mask and cycles under the rule."""
+    """One stimulus case: what each stream sends; per block, the expected raw bits,
+    patch flips, target bits, care mask and cycles under the rule; and the simulator's
+    cycles per plane and row of the case's matrix (``sim_rows``, (planes, m))."""
 
     def __init__(self, name: str, z: Any, spec: XorSpec) -> None:
         self.name = name
@@ -77,6 +80,8 @@ class Case:
         self.cycles = [
             block_cycles(int(k), n % blocks == 0) for n, k in enumerate(per_block.tolist())
         ]
+        shape = tuple(int(s) for s in z[f"{name}/shape"])
+        self.sim_rows = xor_cycles(plane, block, planes, n_out, shape)
 
     def with_first_plane(self, plane: int) -> list[dict[str, int]]:
         """The inputs with the first block's ``plane`` and ``first`` flags set to
@@ -170,7 +175,8 @@ class Bench(BenchBase):
 async def full_rate(dut: Any) -> None:
     """No stalls: every block takes exactly the cycles of the rule (one cycle without
     patches or with one patch), its output comes that many cycles after its input, across
-    back-to-back cases (planes and segments restarting)."""
+    back-to-back cases (planes and segments restarting); the total is the simulator's
+    (one decoder taking the planes one after another)."""
     bench = Bench(dut)
     drivers, monitor = await bench.start()
     cases = bench.cases
@@ -195,11 +201,13 @@ async def full_rate(dut: Any) -> None:
         }
         start += n
     n = len(expected_cycles)
+    cycles = out[-1] - accepted[0] + 1
     bench.record(
         "full_rate",
         {
             "blocks": n,
-            "cycles": out[-1] - accepted[0] + 1,
+            "cycles": cycles,
+            **sim_checked(cycles, stream_cycles("xor", [c.sim_rows for c in cases])),
             "cycles_per_output": (out[-1] - accepted[0] + 1 - LATENCY) / n,
             "latency": min(latencies),
             "cases": per_case,

@@ -1,7 +1,8 @@
 """XOR-gate sequential decoder: cocotb on the generated Verilog, one run per parameter set.
 
 Stimuli come from the golden model (:mod:`models.xor`) here, in the pytest process, and
-reach the testbench as an ``.npz`` (``RTL_STIMULI``): per case the inputs (planes, B),
+reach the testbench as an ``.npz`` (``RTL_STIMULI``): per case the matrix shape (m, n)
+the planes cover (what the simulator's rule attributes blocks by), the inputs (planes, B),
 the patches (plane, block, bit), the raw decoder output ``decode_planes`` at every
 position of every block (pre-patch), the target bits (the quantized weights' bit-planes)
 and the care mask (the mask format's slots).
@@ -54,6 +55,7 @@ def encoded_case(weights: np.ndarray, spec: XorSpec) -> dict[str, np.ndarray]:
     counts = enc.streams["patch_count"].data.astype(np.int64)
     planes = to_bitplanes(q, spec.value_bits, "uniform").planes.reshape(spec.value_bits, -1)
     return {
+        "shape": np.array(q.shape),
         "inputs": inputs,
         "patch_plane": np.repeat(np.arange(spec.value_bits), counts),
         "patch_block": enc.streams["patch_block"].data.astype(np.int64),
@@ -69,7 +71,7 @@ def random_case(
 ) -> dict[str, np.ndarray]:
     """Random inputs and random sorted, distinct patches (one plane without any, block 0
     and the last block with several); every position is care and the target is the
-    golden decode with the patches flipped."""
+    golden decode with the patches flipped. Its shape is one row of blocks·n_out."""
     rng = np.random.default_rng(seed)
     inputs = rng.integers(0, 1 << spec.n_in, size=(planes, blocks), dtype=np.uint64)
     size = blocks * spec.n_out
@@ -87,6 +89,7 @@ def random_case(
     target = raw.copy()
     target[plane, pos] ^= 1
     return {
+        "shape": np.array([1, size]),
         "inputs": inputs,
         "patch_plane": plane,
         "patch_block": pos // spec.n_out,

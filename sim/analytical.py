@@ -19,8 +19,8 @@ row and λ the decoder's output latency. For identical rows and buffers and FIFO
 enough never to fill, this is exactly the simulated cycle count; for real layers it uses
 the mean row, so the gap to the simulation measures **lane imbalance** (rows of
 different lengths), **decoder imbalance**, **bank conflicts** (D > banks: a unit
-waits for a bank; the estimate stretches a decoder unit's period u by D / banks) and **buffer or FIFO
-backpressure** (capacities the closed form does not see).
+waits for a bank; the estimate stretches a decoder unit's period u by D / banks) and
+**buffer or FIFO backpressure** (capacities the closed form does not see).
 """
 
 from __future__ import annotations

@@ -111,6 +111,13 @@ def simulate_layer(
     )
 
 
+def storage_label(work: LayerWork) -> str:
+    """Mask format + value format of a layer: the format's name, or ``MASK+xor`` for
+    XOR-coded values over another format's mask."""
+    mask = getattr(work.spec, "mask_format", None)
+    return f"{mask}+{work.format}" if mask else work.format
+
+
 def _effects(r: LayerResult) -> dict[str, float]:
     """Cycles each named effect adds over the closed form's mean-row machine."""
     arch = r.arch
@@ -140,7 +147,7 @@ def summarize(r: LayerResult) -> dict[str, Any]:
     total_pj = sum(r.energy_pj.values())
     return {
         "layer": work.name,
-        "format": work.format,
+        "format": storage_label(work),
         "shape": list(work.dense_shape),
         "total_bits": work.total_bits,
         "cycles": cycles,
@@ -170,11 +177,13 @@ def summarize(r: LayerResult) -> dict[str, Any]:
 
 
 def total(rows: list[dict[str, Any]], arch: Arch) -> dict[str, Any]:
-    """The ``summarize`` figures of a whole workload (layers run one after another)."""
+    """The ``summarize`` figures of a whole workload (layers run one after another):
+    sums of cycles, time and energy; utilizations and stall fractions weighted by each
+    layer's cycles; the largest decoder area of any layer."""
     cycles = sum(r["cycles"] for r in rows)
     seconds = arch.cycles_to_seconds(cycles)
     dense = sum(r["shape"][0] * r["shape"][1] for r in rows)
-    weight = [max(r["cycles"], 1) / max(cycles, 1) for r in rows]
+    weight = [r["cycles"] / cycles if cycles else 1 / len(rows) for r in rows]
     out: dict[str, Any] = {
         "layer": "total",
         "format": ",".join(sorted({r["format"] for r in rows})),
