@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup demo test lint bench iverilog clean
+.PHONY: setup demo test lint bench iverilog clean experiments exp1 exp2 exp3 exp4 exp5 exp6 exp7 exp8 sim-study
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,9 +34,41 @@ test: setup
 	$(VENV)/bin/ruff check models hw sim experiments tests rtl_tests benchmarks
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) tests rtl_tests
 
+# The named experiments: `make expN` runs one (sweep, report, figures) into
+# results/sweeps/ (exp8 also results/exp8/); `make experiments` runs them all.
+CODESIGN := $(VENV)/bin/codesign
+SWEEP := $(CODESIGN) sweep --workers $(PYTEST_WORKERS) --report
+CONFIGS := experiments/configs
+
+exp1: setup
+	$(SWEEP) $(CONFIGS)/exp1_index_bits.yaml
+exp2: setup
+	$(SWEEP) $(CONFIGS)/exp2_xor_efficiency.yaml
+exp3: setup
+	$(SWEEP) $(CONFIGS)/exp3_lbi.yaml
+exp4: setup
+	$(SWEEP) $(CONFIGS)/exp4_darb.yaml
+exp5: setup
+	$(SWEEP) $(CONFIGS)/exp5_accuracy.yaml
+exp6: setup
+	$(SWEEP) $(CONFIGS)/exp6_decoder_area.yaml
+exp7: setup
+	$(SWEEP) $(CONFIGS)/exp7_accelerator.yaml --out results/sweeps/exp7
+	$(PY) -m experiments.codesign_study pareto results/sweeps/exp7
+exp8: setup
+	$(SWEEP) $(CONFIGS)/exp8_digits.yaml --out results/sweeps/exp8_digits
+	$(SWEEP) $(CONFIGS)/exp8_4096.yaml --out results/sweeps/exp8_4096
+	$(PY) -m experiments.codesign_study select results/sweeps/exp8_digits \
+		results/sweeps/exp8_4096 --out results/exp8
+sim-study: setup
+	$(PY) -m experiments.sim_study
+
+experiments: exp1 exp2 exp3 exp4 exp5 exp6 exp7 exp8 sim-study
+
 bench: setup
 	$(PY) benchmarks/bench_formats.py
 	$(PY) benchmarks/bench_gf2.py
+	$(PY) benchmarks/bench_sim.py
 
 clean:
 	rm -rf $(VENV) results sim_build .pytest_cache .ruff_cache .hypothesis

@@ -3,17 +3,16 @@
 Usage: python benchmarks/bench_sim.py [--size 4096] [--repeats 3] [--configs csr,viterbi]
 [--json OUT]
 
-Per example configuration (format, spec and sparsity from
-``experiments/configs/sim_<name>.yaml``; LBI on
-64×64 tiles at rank 8, the tile size of its own benchmark): the layer is quantized to
-8 bits and compressed once (``encode`` seconds, not part of the simulator), then timed,
-median (and min) of ``--repeats`` runs after one warm-up: ``work`` (per-row work read
-from the streams, :func:`sim.decoders.layer_work`) and ``simulate`` (event simulation
-+ closed form + energy + product check, :func:`sim.run.simulate_layer`). Reported:
-simulated cycles, cycles per wall-second of ``simulate``, SimPy events per second, and
-the ratio to the baseline measured in the same run — a SimPy clock process that ticks
-once per cycle and does nothing else (the floor of any cycle-stepped model), timed on
-200 000 ticks.
+Per example configuration (format, spec, sparsity and quantization from
+``experiments/configs/sim_<name>.yaml``; LBI on 64×64 tiles at rank 8, the tile size of
+its own benchmark) the layer is compressed once (``encode`` seconds, not part of the
+simulator), then timed, median (and min) of ``--repeats`` runs after one warm-up:
+``work`` (per-row work read from the streams, :func:`sim.decoders.layer_work`) and
+``simulate`` (event simulation + closed form + energy + product check,
+:func:`sim.run.simulate_layer`). Reported: simulated cycles, cycles per wall-second of
+``simulate``, SimPy events per second, and the ratio to the baseline measured in the
+same run — a SimPy clock process that ticks once per cycle and does nothing else (the
+floor of any cycle-stepped model), timed on 200 000 ticks.
 """
 
 from __future__ import annotations
@@ -50,7 +49,7 @@ def layer_config(name: str) -> LayerConfig:
         format=fmt,
         spec=LARGE_OVERRIDES.get(fmt, defaults.get("spec") or {}),
         sparsity=defaults.get("sparsity"),
-        quantize=8,
+        quantize=defaults.get("quantize"),
     )
 
 

@@ -234,6 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_simulate)
 
+    from experiments.sweep_cli import add_commands
+
+    add_commands(sub)
+
     p = sub.add_parser("demo", help="the end-to-end tour on the digits MLP")
     p.add_argument("--out", default="results/demo", help="output directory")
     p.set_defaults(func=_cmd_demo)

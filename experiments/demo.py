@@ -1,4 +1,13 @@
-"""`codesign demo`: the digits MLP at 90 % sparsity in every format, with a plot.
+"""`codesign demo`: the end-to-end tour on the digits MLP, written to results/demo/.
+
+1. **compress**: every layer in every format at 90 % sparsity, accuracy before and
+   after masked fine-tuning (``compress.json``, ``storage.png``);
+2. **hardware**: the Viterbi decompressor of the calibrated fc1 spec as Verilog with
+   its JSON sidecar, and its synthesis statistics (``hw/``);
+3. **simulate**: the accelerator running the MLP with CSR, Viterbi and Viterbi masks
+   with XOR-coded values (``simulate.json``);
+4. **sweep**: a few points of a sweep (storage and simulation across sparsity) and its
+   report (``sweep/``).
 
 Formats whose structure cannot meet 90 % on every layer run at their nearest point:
 BMWM at b = 16 (sparsity 1 − 1/16), LBI on 10×10 tiles (fc3 has 10 rows), lowrank at
@@ -8,6 +17,7 @@ which does not preserve a rank).
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -50,10 +60,77 @@ def plot_storage(totals: dict[str, LayerReport], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def run_demo(out: Path) -> dict[str, LayerReport]:
+def run_demo(out: Path) -> None:
+    """The four steps of the tour (module docstring), each printing its table."""
+    _section("1. compress: the digits MLP in every format")
+    viterbi_spec = demo_compress(out)
+    _section("2. hardware: the Viterbi decompressor of fc1 as Verilog, synthesized")
+    demo_hardware(out / "hw", viterbi_spec)
+    _section("3. simulate: the MLP on the sparse accelerator")
+    demo_simulate(out)
+    _section("4. sweep: formats x sparsity x machines, stored and reported")
+    demo_sweep(out / "sweep")
+
+
+def _section(title: str) -> None:
+    print(f"\n== {title}\n", flush=True)
+
+
+def demo_hardware(out: Path, spec: Spec) -> None:
+    """Write the ``viterbi`` block of ``spec`` (Verilog + sidecar) to ``out`` and print
+    its synthesis statistics."""
+    from hw.build import write
+    from hw.synth import synthesize
+
+    v_path, json_path = write("viterbi", spec, out)
+    stats = synthesize("viterbi", spec)
+    print(f"wrote {v_path} and {json_path} (spec {spec.to_json()})")
+    rows = [[cell, count] for cell, count in sorted(stats.cells.items())]
+    print(render(["cell", "count"], [*rows, ["total", stats.total], ["depth", stats.depth]]))
+    (out / "synth.json").write_text(json.dumps(stats.to_dict(), indent=2) + "\n")
+
+
+#: Example simulator configurations the demo runs (experiments/configs/sim_<name>.yaml).
+DEMO_SIMULATIONS = ("csr", "viterbi", "viterbi_xor")
+
+
+def demo_simulate(out: Path) -> None:
+    """Simulate the MLP under :data:`DEMO_SIMULATIONS`; print one line per
+    configuration, write ``out``/simulate.json."""
+    from experiments.sim_study import CONFIGS, study_table
+    from experiments.simulate import run_config
+    from sim.config import load_config
+
+    docs, rows = [], []
+    for name in DEMO_SIMULATIONS:
+        doc = run_config(load_config(CONFIGS / f"sim_{name}.yaml"))
+        docs.append(doc)
+        rows.append({**doc["total"], "workload": "digits MLP"})
+    arch = ", ".join(f"{k}={v}" for k, v in docs[0]["arch"].items())
+    print(f"energy table: {docs[0]['energy_table']}\narch: {arch}")
+    print(study_table(rows))
+    (out / "simulate.json").write_text(json.dumps(docs, indent=2, default=str) + "\n")
+    print(f"wrote {out / 'simulate.json'}")
+
+
+def demo_sweep(out: Path) -> None:
+    """Run ``experiments/configs/sweep_demo.yaml`` into ``out`` and write its report
+    there (as `codesign sweep CONFIG --out DIR --report`)."""
+    from experiments.sim_study import CONFIGS
+    from experiments.sweep_cli import add_commands
+
+    parser = argparse.ArgumentParser(prog="codesign")
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    config = CONFIGS / "sweep_demo.yaml"
+    args = parser.parse_args(["sweep", str(config), "--out", str(out), "--report", "--no-progress"])
+    args.func(args)
+
+
+def demo_compress(out: Path) -> Spec:
     """Compress every layer of the digits MLP in every format (pruned with the format's
     structure; accuracy before and after masked fine-tuning), print one table, write
-    ``out``/compress.json and ``out``/storage.png; return the per-format totals."""
+    ``out``/compress.json and ``out``/storage.png; return the Viterbi spec calibrated
+    for fc1."""
     out.mkdir(parents=True, exist_ok=True)
     mlp = load_digits_mlp()
     layers = load_layers(model="digits")
@@ -68,6 +145,8 @@ def run_demo(out: Path) -> dict[str, LayerReport]:
         spec, sparsity = DEMO_OVERRIDES.get(name, (None, DEMO_SPARSITY))
         spec = spec or fmt.spec_type()
         compressed = [fmt.compress(layer.weights, sparsity, spec) for layer in layers]
+        if name == "viterbi":
+            viterbi_spec = compressed[0][1].spec
         pruned = [ref for ref, _ in compressed]
         reports = [
             report_encoded(layer.name, ref, enc, fmt)
@@ -92,4 +171,4 @@ def run_demo(out: Path) -> dict[str, LayerReport]:
     (out / "compress.json").write_text(json.dumps(docs, indent=2) + "\n")
     plot_storage(totals, out / "storage.png")
     print(f"wrote {out / 'compress.json'} and {out / 'storage.png'}")
-    return totals
+    return viterbi_spec

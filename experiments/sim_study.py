@@ -99,17 +99,9 @@ def plot(rows: list[dict], out: Path) -> list[Path]:
     return files
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=4096)
-    parser.add_argument(
-        "--configs", default=",".join(config_names()), help="names of sim_<name>.yaml to run"
-    )
-    parser.add_argument("--out", default="results/sim")
-    args = parser.parse_args()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    rows = run_study(args.size, args.configs.split(","))
+def study_table(rows: list[dict]) -> str:
+    """One line per row: cycles, GOPS, energy by component, pJ/MAC, decoder cells, the
+    closed form and its gap, the product check."""
     header = [
         "workload", "format", "cycles", "GOPS", *(f"{c} nJ" for c in COMPONENTS),
         "pJ/MAC", "dec cells", "closed form", "gap", "W.X ok",
@@ -129,8 +121,22 @@ def main() -> None:
         ]
         for r in rows
     ]
+    return render(header, table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=4096)
+    parser.add_argument(
+        "--configs", default=",".join(config_names()), help="names of sim_<name>.yaml to run"
+    )
+    parser.add_argument("--out", default="results/sim")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = run_study(args.size, args.configs.split(","))
     print(f"energy table: {rows[0]['energy_table']}")
-    print(render(header, table))
+    print(study_table(rows))
     (out / "study.json").write_text(json.dumps(rows, indent=2, default=str) + "\n")
     for path in plot(rows, out):
         print(f"wrote {path}")

@@ -1,0 +1,420 @@
+"""The figures of a sweep report: one PNG + SVG per plot a config declares.
+
+A plot (config key ``plots``)::
+
+    - x: sparsity                       # a column (numeric, or categorical: one tick each)
+      y: index_bits_per_weight          # a column, or a list: one row of panels each
+      group: format                     # optional: one series per value (or value tuple)
+      facet: workload                   # optional: one panel per value (a single y wraps
+      wrap: 3                           #   at `wrap` panels a row; several y: a column each)
+      kind: line                        # line (means joined per x) | scatter
+      color: spec.rank                  # scatter only: marker colour from a numeric column
+      pareto: {x: min, y: max}          # optional: mark the non-dominated points per panel
+      logx: true                        # and logy
+      where: {workload: digits}         # optional row selection (and filter: expression)
+      title: ..., xlabel: ..., ylabel: ...
+      reference:                        # optional lines and curves, drawn in black
+        - {y: 1.0, label: bound}                    # horizontal line
+        - {x: 10, label: 1/(1-S)}                   # vertical line
+        - {points: [[0.9, 0.2]], label: paper}      # fixed points (style: line | markers)
+        - {expr: "min(1, (1 - sparsity) * x)"}      # a function of x (and of the facet
+                                                    #   column, which has the panel's value)
+        - {column: entropy_bound}                   # a column's mean per x, per panel
+        # any reference may carry for_y: Y to be drawn only in the panels of y column Y
+
+Axis labels carry units (:func:`experiments.results_table.axis_label`); the legend
+sits outside the panels, a colour bar labels the ``color`` column. SVG text stays text
+(``svg.fonttype: none``), so labels can be searched and edited.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib import rc_context
+from matplotlib.axes import Axes
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
+
+from experiments.results_table import (
+    ReportError,
+    Table,
+    axis_label,
+    check_columns,
+    evaluate,
+    expression,
+    is_number,
+    names,
+    select_rows,
+)
+from experiments.store import DONE
+from experiments.sweep import REFERENCE_KINDS
+
+#: y metrics a default plot prefers, in order.
+PREFERRED_Y = ("index_bits_per_weight", "accuracy_finetuned", "cells", "total_bits")
+#: Categorical parameters a default plot groups by, in order.
+PREFERRED_GROUP = ("format", "workload", "method", "arch.block")
+MARKERS = "osD^vPX*<>ph"
+_REFERENCE_STYLES = ("--", ":", "-.", (0, (5, 2, 1, 2)))
+#: Points on a reference curve given by an expression.
+CURVE_POINTS = 200
+#: A log axis with at most this many distinct data values has a tick at each.
+MAX_VALUE_TICKS = 8
+#: Panels per row when a single-y plot is faceted and the plot gives no ``wrap``.
+DEFAULT_WRAP = 3
+
+
+def default_plot(table: Table) -> dict[str, Any] | None:
+    """The plot made when the config declares none: x = ``sparsity`` if it varies,
+    else the first swept numeric (then any swept) parameter, else ``format``;
+    y = the first of :data:`PREFERRED_Y` measured, else the first numeric metric;
+    grouped by the first swept one of :data:`PREFERRED_GROUP`. None without metrics."""
+    done = [r for r in table.rows if r["status"] == DONE]
+    numeric = [m for m in table.metrics if any(is_number(r.get(m)) for r in done)]
+    if not numeric:
+        return None
+    params = table.swept
+    numeric_params = [
+        p for p in params if all(is_number(r[p]) for r in table.rows if r.get(p) is not None)
+    ]
+    x = next(
+        iter([p for p in ("sparsity",) if p in numeric_params] + numeric_params + params), None
+    )
+    y = next((m for m in PREFERRED_Y if m in numeric), numeric[0])
+    plot: dict[str, Any] = {"x": x or "format", "y": y}
+    group = next((g for g in PREFERRED_GROUP if g in params and g != plot["x"]), None)
+    if group:
+        plot["group"] = group
+    return plot
+
+
+def pareto_front(points: Sequence[tuple[float, float]], goals: tuple[str, str]) -> list[int]:
+    """Indices (in input order) of the points no other point dominates; goals
+    (``min`` | ``max``) for x and y. A point dominates another when it is at least
+    as good on both and better on one (equal points do not dominate each other)."""
+    sx, sy = (1.0 if g == "min" else -1.0 for g in goals)
+    keyed = [(sx * x, sy * y) for x, y in points]
+    return [
+        i
+        for i, (a, b) in enumerate(keyed)
+        if not any(c <= a and d <= b and (c < a or d < b) for c, d in keyed)
+    ]
+
+
+def caption(plot: Mapping[str, Any]) -> str:
+    """``y vs x, by group, per facet``: what a plot shows, in words."""
+    text = f"{', '.join(names(plot['y']))} vs {plot['x']}"
+    if plot.get("group"):
+        text += f", by {', '.join(names(plot['group']))}"
+    return text + (f", per {plot['facet']}" if plot.get("facet") else "")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.]+", "_", text).strip("_")
+
+
+def _sorted_values(values: Sequence[Any]) -> list[Any]:
+    unique = list(dict.fromkeys(values))
+    return sorted(unique) if all(is_number(v) for v in unique) else unique
+
+
+class _Plot:
+    """One plot being drawn: its rows per y column, its panels and x positions."""
+
+    def __init__(self, table: Table, plot: Mapping[str, Any], number: int):
+        self.what = f"plot {number}"
+        self.plot = plot
+        self.x, self.ys = plot["x"], names(plot["y"])
+        self.groups, self.facet = names(plot.get("group")), plot.get("facet")
+        self.color = plot.get("color")
+        refs = [r["column"] for r in plot.get("reference", []) if "column" in r]
+        extra = [c for c in (self.facet, self.color) if c]
+        check_columns(table, self.what, [self.x, *self.ys, *self.groups, *extra, *refs])
+        rows = select_rows(table, plot, self.what)
+        self.data = {
+            y: [r for r in rows if r.get(self.x) is not None and r.get(y) is not None]
+            for y in self.ys
+        }
+        self.rows = [r for y in self.ys for r in self.data[y]]
+        for y in self.ys:
+            bad = [r[y] for r in self.data[y] if not is_number(r[y]) and not isinstance(r[y], bool)]
+            if bad:
+                raise ReportError(
+                    f"{self.what}: y {y!r} is not numeric (values such as {bad[0]!r})"
+                )
+        if self.color:
+            bad = [r.get(self.color) for r in self.rows if not is_number(r.get(self.color))]
+            if bad:
+                raise ReportError(
+                    f"{self.what}: color {self.color!r} is not numeric (values such as {bad[0]!r})"
+                )
+        self.categorical = any(not is_number(r[self.x]) for r in self.rows)
+        self.categories = list(dict.fromkeys(str(r[self.x]) for r in self.rows))
+        self.facets = (
+            _sorted_values([r.get(self.facet) for r in self.rows]) if self.facet else [None]
+        )
+        self.labels = list(dict.fromkeys(self.label(r) for r in self.rows))
+
+    def label(self, row: Mapping[str, Any]) -> str:
+        values = [row.get(g) for g in self.groups]
+        return ", ".join(str(v) for v in values if v is not None) or (
+            self.ys[0] if len(self.ys) == 1 else "value"
+        )
+
+    def xpos(self, row: Mapping[str, Any]) -> float:
+        value = row[self.x]
+        return float(self.categories.index(str(value))) if self.categorical else float(value)
+
+    def panel(self, y: str, facet_value: Any) -> list[dict[str, Any]]:
+        return [r for r in self.data[y] if self.facet is None or r.get(self.facet) == facet_value]
+
+    def x_range(self) -> tuple[float, float]:
+        xs = [self.xpos(r) for r in self.rows]
+        return min(xs), max(xs)
+
+
+def pareto_rows(table: Table, plot: Mapping[str, Any], number: int) -> list[tuple[Any, list]]:
+    """Per panel of a plot with ``pareto``: (facet value or None, its front rows sorted
+    by x); one entry per (y column, facet value)."""
+    if not plot.get("pareto"):
+        return []
+    p = _Plot(table, plot, number)
+    goals = (plot["pareto"]["x"], plot["pareto"]["y"])
+    out = []
+    for y in p.ys:
+        for value in p.facets:
+            rows = p.panel(y, value)
+            front = pareto_front([(p.xpos(r), float(r[y])) for r in rows], goals)
+            out.append((value, sorted((rows[i] for i in front), key=p.xpos)))
+    return out
+
+
+def _series(ax: Axes, p: _Plot, y: str, rows: list[dict], norm: Normalize | None) -> None:
+    kind = p.plot.get("kind", "line")
+    for k, label in enumerate(p.labels):
+        pts = [(p.xpos(r), float(r[y]), r) for r in rows if p.label(r) == label]
+        if not pts:
+            continue
+        colour, marker = f"C{k % 10}", MARKERS[k % len(MARKERS)]
+        if kind == "line":
+            xs = sorted({q[0] for q in pts})
+            means = [float(np.mean([q[1] for q in pts if q[0] == v])) for v in xs]
+            ax.plot(xs, means, marker=marker, color=colour, label=label)
+            if len(pts) > len(xs):
+                ax.scatter([q[0] for q in pts], [q[1] for q in pts], color=colour, alpha=0.35, s=14)
+        elif norm is not None:
+            ax.scatter(
+                [q[0] for q in pts],
+                [q[1] for q in pts],
+                c=[float(q[2][p.color]) for q in pts],
+                cmap="viridis",
+                norm=norm,
+                marker=marker,
+                edgecolors="black",
+                linewidths=0.4,
+                s=30,
+            )
+            ax.scatter([], [], color="0.6", edgecolors="black", marker=marker, label=label)
+        else:
+            ax.scatter(
+                [q[0] for q in pts],
+                [q[1] for q in pts],
+                color=colour,
+                marker=marker,
+                s=24,
+                label=label,
+            )
+
+
+def _pareto(ax: Axes, p: _Plot, y: str, rows: list[dict]) -> None:
+    goals = (p.plot["pareto"]["x"], p.plot["pareto"]["y"])
+    pts = [(p.xpos(r), float(r[y])) for r in rows]
+    front = sorted(pts[i] for i in pareto_front(pts, goals))
+    if front:
+        xs, ys = zip(*front, strict=True)
+        ax.plot(xs, ys, color="red", linewidth=1.0, zorder=1)
+        ax.scatter(
+            xs,
+            ys,
+            s=110,
+            facecolors="none",
+            edgecolors="red",
+            linewidths=1.5,
+            zorder=3,
+            label=f"Pareto front ({goals[0]} x, {goals[1]} y)",
+        )
+
+
+def _curve_x(p: _Plot, logx: bool) -> np.ndarray:
+    lo, hi = p.x_range()
+    if logx and lo > 0:
+        return np.geomspace(lo, hi, CURVE_POINTS)
+    return np.linspace(lo, hi, CURVE_POINTS)
+
+
+def _reference(ax: Axes, p: _Plot, k: int, ref: Mapping[str, Any], y: str, value: Any) -> None:
+    what = f"{p.what} reference[{k}]"
+    style = {"color": "black", "linestyle": _REFERENCE_STYLES[k % len(_REFERENCE_STYLES)]}
+    kind = next(kind for kind in REFERENCE_KINDS if kind in ref)
+    label = ref.get("label") or (f"{kind} = {ref[kind]}" if kind != "points" else "reference")
+    if kind == "y":
+        ax.axhline(ref["y"], label=label, linewidth=1.2, **style)
+    elif kind == "x":
+        if p.categorical:
+            raise ReportError(f"{what}: an x reference needs a numeric x, {p.x!r} is categorical")
+        ax.axvline(ref["x"], label=label, linewidth=1.2, **style)
+    elif kind == "points":
+        xs, ys = zip(*ref["points"], strict=True)
+        line = "none" if ref.get("style", "markers") == "markers" else style["linestyle"]
+        ax.plot(xs, ys, color="black", linestyle=line, marker="*", markersize=11, label=label)
+    elif kind == "expr":
+        if p.categorical:
+            raise ReportError(f"{what}: a curve needs a numeric x, {p.x!r} is categorical")
+        expr = expression(ref["expr"], what)
+        known = {"x"} | ({p.facet} if p.facet else set())
+        unknown = [n for n in expr.names if n not in known]
+        if unknown:
+            raise ReportError(
+                f"{what}: {unknown[0]!r} is unknown; a curve reads x"
+                + (f" and the facet column {p.facet}" if p.facet else "")
+            )
+        xs = _curve_x(p, bool(p.plot.get("logx")))
+        facet = {p.facet: value} if p.facet else {}
+        values = [evaluate(expr, {**facet, "x": float(v)}, what) for v in xs]
+        pts = [(v, float(w)) for v, w in zip(xs, values, strict=True) if is_number(w)]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), linewidth=1.2, label=label, **style)
+    else:
+        column = ref["column"]
+        rows = [r for r in p.panel(y, value) if is_number(r.get(column))]
+        xs = sorted({p.xpos(r) for r in rows})
+        means = [float(np.mean([r[column] for r in rows if p.xpos(r) == v])) for v in xs]
+        if xs:
+            ax.plot(xs, means, linewidth=1.2, label=ref.get("label") or column, **style)
+
+
+def _log_axis(axis: Any, set_scale: Any, get_lim: Any, values: set[float]) -> None:
+    """A log scale with plain numbers as tick labels (1, 0.5, 20 rather than
+    10^0, 5×10^-1): at the data ``values`` when there are at most
+    :data:`MAX_VALUE_TICKS` of them, else at the powers of ten, with minor ticks at 2
+    and 5 × 10^k labelled too when the axis spans two decades or less."""
+    set_scale("log")
+    plain = FuncFormatter(lambda v, _: _tick(v))
+    axis.set_major_formatter(plain)
+    ticks = sorted(v for v in values if v > 0)
+    if 0 < len(ticks) <= MAX_VALUE_TICKS:
+        axis.set_ticks(ticks)
+        axis.set_minor_formatter(NullFormatter())
+        return
+    lo, hi = get_lim()
+    if lo > 0 and hi / lo <= 100:
+        axis.set_minor_formatter(FuncFormatter(_two_and_five))
+    else:
+        axis.set_minor_formatter(NullFormatter())
+
+
+def _tick(value: float) -> str:
+    """A log-axis tick label: 0.05, 20, 5000; 2e5 and 1e-4 outside [0.001, 10^5)."""
+    if 1e-3 <= abs(value) < 1e5 or value == 0:
+        return f"{value:g}"
+    mantissa, exponent = f"{value:.2e}".split("e")
+    return f"{float(mantissa):g}e{int(exponent)}"
+
+
+def _two_and_five(value: float, _: int) -> str:
+    if value <= 0:
+        return ""
+    mantissa = value / 10 ** math.floor(math.log10(value))
+    return _tick(value) if round(mantissa, 6) in (2.0, 5.0) else ""
+
+
+def draw_plot(
+    table: Table, plot: Mapping[str, Any], number: int, out_dir: Path, units: Mapping[str, str]
+) -> tuple[Path, Path] | None:
+    """Write plot ``number`` (see the module docstring) as PNG and SVG into
+    ``out_dir``; None when no done point has both coordinates. A column that does not
+    exist, or a non-numeric y or colour, raises :class:`ReportError`."""
+    p = _Plot(table, plot, number)
+    if not p.rows:
+        return None
+    ylabels = names(plot.get("ylabel")) or [axis_label(y, units) for y in p.ys]
+    if len(ylabels) != len(p.ys):
+        raise ReportError(f"{p.what}: ylabel gives {len(ylabels)} labels for {len(p.ys)} y columns")
+    if len(p.ys) == 1:
+        ncols = min(len(p.facets), plot.get("wrap", DEFAULT_WRAP))
+        nrows = -(-len(p.facets) // ncols)
+        panels = [(p.ys[0], v, k // ncols, k % ncols) for k, v in enumerate(p.facets)]
+    else:
+        nrows, ncols = len(p.ys), len(p.facets)
+        panels = [(y, v, i, j) for i, y in enumerate(p.ys) for j, v in enumerate(p.facets)]
+    legend = bool(p.groups or plot.get("reference") or plot.get("pareto"))
+    width = 1.8 + 4.4 * ncols + (2.6 if legend else 0) + (1.2 if p.color else 0)
+    fig = Figure(figsize=(max(width, 7.5), 0.9 + 3.5 * nrows), layout="constrained")
+    axes = fig.subplots(
+        nrows, ncols, squeeze=False, sharex=True, sharey=True if len(p.ys) == 1 else "row"
+    )
+    norm = None
+    if p.color:
+        shades = [float(r[p.color]) for r in p.rows]
+        norm = Normalize(min(shades), max(shades) if max(shades) > min(shades) else min(shades) + 1)
+    used = {(i, j) for _, _, i, j in panels}
+    for ax in (axes[i][j] for i in range(nrows) for j in range(ncols) if (i, j) not in used):
+        ax.set_visible(False)
+    for y, value, i, j in panels:
+        ax = axes[i][j]
+        rows = p.panel(y, value)
+        _series(ax, p, y, rows, norm)
+        if plot.get("pareto") and rows:
+            _pareto(ax, p, y, rows)
+        for k, ref in enumerate(plot.get("reference", [])):
+            if ref.get("for_y", y) == y:
+                _reference(ax, p, k, ref, y, value)
+        if plot.get("logx") and not p.categorical:
+            _log_axis(ax.xaxis, ax.set_xscale, ax.get_xlim, {p.xpos(r) for r in p.rows})
+        if plot.get("logy"):
+            _log_axis(ax.yaxis, ax.set_yscale, ax.get_ylim, set())
+        if p.categorical:
+            ax.set_xticks(range(len(p.categories)), p.categories, rotation=30, ha="right")
+        elif all(isinstance(r[p.x], int) for r in p.rows) and not plot.get("logx"):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if all(isinstance(r[y], int) for r in p.data[y]) and not plot.get("logy"):
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        if p.facet and (len(p.ys) == 1 or i == 0):
+            ax.set_title(f"{p.facet} = {value}", fontsize="medium")
+        if j == 0:
+            ax.set_ylabel(ylabels[p.ys.index(y)])
+        if (i + 1, j) not in used:
+            ax.xaxis.set_tick_params(labelbottom=True)
+            ax.set_xlabel(plot.get("xlabel") or axis_label(p.x, units))
+        ax.grid(alpha=0.3)
+    if legend:
+        handles: dict[str, Any] = {}
+        for ax in axes.flat:
+            for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+                handles.setdefault(label, handle)
+        title = ", ".join(p.groups) or None
+        fig.legend(
+            handles.values(),
+            handles.keys(),
+            loc="outside right center",
+            title=title,
+            fontsize="small",
+        )
+    if norm is not None:
+        mappable = ScalarMappable(norm=norm, cmap="viridis")
+        fig.colorbar(mappable, ax=axes, label=axis_label(p.color, units), shrink=0.9)
+    fig.suptitle(plot.get("title") or caption(plot))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"plot{number}-{_slug('+'.join(p.ys))}-vs-{_slug(p.x)}"
+    png, svg = out_dir / f"{stem}.png", out_dir / f"{stem}.svg"
+    fig.savefig(png, dpi=120)
+    with rc_context({"svg.fonttype": "none"}):
+        fig.savefig(svg)
+    return png, svg
