@@ -40,18 +40,15 @@ CODESIGN := $(VENV)/bin/codesign
 SWEEP := $(CODESIGN) sweep --workers $(PYTEST_WORKERS) --report
 CONFIGS := experiments/configs
 
-exp1: setup
-	$(SWEEP) $(CONFIGS)/exp1_index_bits.yaml
-exp2: setup
-	$(SWEEP) $(CONFIGS)/exp2_xor_efficiency.yaml
-exp3: setup
-	$(SWEEP) $(CONFIGS)/exp3_lbi.yaml
-exp4: setup
-	$(SWEEP) $(CONFIGS)/exp4_darb.yaml
-exp5: setup
-	$(SWEEP) $(CONFIGS)/exp5_accuracy.yaml
-exp6: setup
-	$(SWEEP) $(CONFIGS)/exp6_decoder_area.yaml
+CONFIG_exp1 := exp1_index_bits
+CONFIG_exp2 := exp2_xor_efficiency
+CONFIG_exp3 := exp3_lbi
+CONFIG_exp4 := exp4_darb
+CONFIG_exp5 := exp5_accuracy
+CONFIG_exp6 := exp6_decoder_area
+
+exp1 exp2 exp3 exp4 exp5 exp6: setup
+	$(SWEEP) $(CONFIGS)/$(CONFIG_$@).yaml
 exp7: setup
 	$(SWEEP) $(CONFIGS)/exp7_accelerator.yaml --out results/sweeps/exp7
 	$(PY) -m experiments.codesign_study pareto results/sweeps/exp7
