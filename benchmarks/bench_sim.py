@@ -27,6 +27,7 @@ import simpy
 import yaml
 from timing import timings
 
+from experiments.sim_study import CONFIGS, LARGE_SPECS
 from models.registry import FORMATS
 from models.workloads import synthetic
 from sim.arch import Arch
@@ -36,9 +37,6 @@ from sim.energy import load_table
 from sim.layers import encode_layer
 from sim.run import simulate_layer
 
-CONFIGS = Path(__file__).resolve().parent.parent / "experiments" / "configs"
-LARGE_OVERRIDES = {"lbi": {"rank": 8, "tile_rows": 64, "tile_cols": 64, "semiring": "gf2"}}
-
 
 def layer_config(name: str) -> LayerConfig:
     """Format, spec and sparsity of the example configuration ``sim_<name>.yaml``."""
@@ -47,7 +45,7 @@ def layer_config(name: str) -> LayerConfig:
     return LayerConfig(
         source={},
         format=fmt,
-        spec=LARGE_OVERRIDES.get(fmt, defaults.get("spec") or {}),
+        spec=LARGE_SPECS.get(fmt, defaults.get("spec") or {}),
         sparsity=defaults.get("sparsity"),
         quantize=defaults.get("quantize"),
     )

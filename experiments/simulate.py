@@ -9,14 +9,15 @@ simulate, estimate and price it (:func:`sim.run.simulate_layer`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 from experiments.tables import render
+from models.workloads import default_cache_dir
 from sim.config import SimConfig
 from sim.decoders import layer_work
 from sim.energy import COMPONENTS, load_table
@@ -27,11 +28,7 @@ from sim.work import DecoderUse, LayerWork
 _HW = Path(__file__).resolve().parent.parent / "hw"
 
 
-def _cache_dir() -> Path:
-    root = os.environ.get("CODESIGN_CACHE") or Path.home() / ".cache" / "sparse-codesign"
-    return Path(root) / "synth"
-
-
+@functools.cache
 def _hw_digest() -> str:
     digest = hashlib.sha256()
     for path in sorted(_HW.glob("*.py")):
@@ -48,7 +45,11 @@ def block_cells(use: DecoderUse) -> int:
         sort_keys=True,
         default=str,
     )
-    path = _cache_dir() / f"{use.block}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+    path = (
+        default_cache_dir()
+        / "synth"
+        / f"{use.block}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+    )
     if path.exists():
         return int(json.loads(path.read_text())["total"])
     stats = synthesize(use.block, use.spec, **use.params)

@@ -513,6 +513,12 @@ class DigitsMLP:
             )
 
 
+def default_cache_dir() -> Path:
+    """The project's cache directory: ``$CODESIGN_CACHE`` if set, else
+    ``~/.cache/sparse-codesign`` (trained models, synthesis results)."""
+    return Path(os.environ.get("CODESIGN_CACHE") or Path.home() / ".cache" / "sparse-codesign")
+
+
 def digits_cache_path(cache_dir: str | Path | None = None) -> Path:
     """The cache file of the trained digits MLP in ``cache_dir``.
 
@@ -520,7 +526,7 @@ def digits_cache_path(cache_dir: str | Path | None = None) -> Path:
     The file name holds a digest of the hyper-parameters and the scikit-learn version.
     """
     if cache_dir is None:
-        cache_dir = os.environ.get("CODESIGN_CACHE") or Path.home() / ".cache" / "sparse-codesign"
+        cache_dir = default_cache_dir()
     key = json.dumps({"mlp": _MLP_PARAMS, "split": _SPLIT_PARAMS}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     return Path(cache_dir) / f"digits-mlp-{digest}-sklearn{version('scikit-learn')}.npz"
