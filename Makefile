@@ -31,7 +31,7 @@ demo: setup
 	$(VENV)/bin/codesign demo
 
 test: setup
-	$(VENV)/bin/ruff check models hw sim experiments tests rtl_tests benchmarks
+	$(VENV)/bin/ruff check codesign models hw sim experiments tests rtl_tests benchmarks
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) tests rtl_tests
 
 # The named experiments: `make expN` runs one (sweep, report, figures) into
@@ -51,14 +51,14 @@ exp1 exp2 exp3 exp4 exp5 exp6: setup
 	$(SWEEP) $(CONFIGS)/$(CONFIG_$@).yaml
 exp7: setup
 	$(SWEEP) $(CONFIGS)/exp7_accelerator.yaml --out results/sweeps/exp7
-	$(PY) -m experiments.codesign_study pareto results/sweeps/exp7
+	$(PY) -m codesign.experiments.studies.codesign pareto results/sweeps/exp7
 exp8: setup
 	$(SWEEP) $(CONFIGS)/exp8_digits.yaml --out results/sweeps/exp8_digits
 	$(SWEEP) $(CONFIGS)/exp8_4096.yaml --out results/sweeps/exp8_4096
-	$(PY) -m experiments.codesign_study select results/sweeps/exp8_digits \
+	$(PY) -m codesign.experiments.studies.codesign select results/sweeps/exp8_digits \
 		results/sweeps/exp8_4096 --out results/exp8
 sim-study: setup
-	$(PY) -m experiments.sim_study
+	$(PY) -m codesign.experiments.studies.sim
 
 experiments: exp1 exp2 exp3 exp4 exp5 exp6 exp7 exp8 sim-study
 

@@ -21,10 +21,10 @@ import statistics
 import numpy as np
 from timing import timings
 
-from models.darb import BmwmFormat, DarbFormat
-from models.format import Format
-from models.specs import BmwmSpec, DarbSpec, Spec
-from models.workloads import gaussian
+from codesign.models.darb import BmwmFormat, DarbFormat
+from codesign.models.format import Format
+from codesign.models.specs import BmwmSpec, DarbSpec, Spec
+from codesign.models.workloads import gaussian
 
 
 def numpy_encode(w: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

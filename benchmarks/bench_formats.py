@@ -16,8 +16,8 @@ import statistics
 import scipy.sparse
 from timing import timings
 
-from models.registry import get_format
-from models.workloads import gaussian, magnitude_prune
+from codesign.models.registry import get_format
+from codesign.models.workloads import gaussian, magnitude_prune
 
 BASELINES = ("dense", "bitmap", "csr", "relative", "nm", "block")
 

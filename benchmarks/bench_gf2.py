@@ -1,4 +1,4 @@
-"""Speed of models.gf2 on large random systems, against a plain NumPy uint8 baseline.
+"""Speed of codesign.models.gf2 on large random systems, against a plain NumPy uint8 baseline.
 
 Usage: python benchmarks/bench_gf2.py [--repeats N] [--json OUT]
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from timing import measure
 
-from models import gf2
+from codesign.models import gf2
 
 BASELINE_SIZE = 256
 

@@ -1,4 +1,4 @@
-"""Speed of the LBI factorization (models.lbi_factorize) against plain NumPy updates.
+"""Speed of the LBI factorization (codesign.models.lbi_factorize) against plain NumPy updates.
 
 Usage: python benchmarks/bench_lbi.py [--repeats N] [--small N] [--json OUT]
 
@@ -8,7 +8,7 @@ Cases, each the median (and min) of ``--repeats`` runs after a JIT warm-up:
   rank 8, on the scores |w| − θ with θ the magnitude threshold of 90 % sparsity, per
   semiring, with the default initialisation (``best``: two starts per tile) and with
   ``svd`` alone. Target: ≤ 10 s.
-* ``compress``: :meth:`models.lbi.LbiFormat.compress` of the same matrix to 90 %
+* ``compress``: :meth:`codesign.models.lbi.LbiFormat.compress` of the same matrix to 90 %
   sparsity (threshold calibration = several factorizations).
 * ``updates``: the alternating updates alone (row pass, column pass, until nothing
   changes), on a ``--small``² matrix, from the same ``svd`` initialisation of every
@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from models.lbi import LbiFormat
-from models.lbi_factorize import (
+from codesign.models.lbi import LbiFormat
+from codesign.models.lbi_factorize import (
     factorize,
     importance_scores,
     init_codes,
@@ -40,8 +40,8 @@ from models.lbi_factorize import (
     tile_counts,
     update_codes,
 )
-from models.specs import LbiSpec
-from models.workloads import gaussian
+from codesign.models.specs import LbiSpec
+from codesign.models.workloads import gaussian
 
 SIZE, TILE, RANK, SPARSITY = 1024, 64, 8, 0.9
 TARGET_S = 10.0

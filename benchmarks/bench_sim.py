@@ -7,9 +7,9 @@ Per example configuration (format, spec, sparsity and quantization from
 ``experiments/configs/sim_<name>.yaml``; LBI on 64×64 tiles at rank 8, the tile size of
 its own benchmark) the layer is compressed once (``encode`` seconds, not part of the
 simulator), then timed, median (and min) of ``--repeats`` runs after one warm-up:
-``work`` (per-row work read from the streams, :func:`sim.decoders.layer_work`) and
+``work`` (per-row work read from the streams, :func:`codesign.sim.decoders.layer_work`) and
 ``simulate`` (event simulation + closed form + energy + product check,
-:func:`sim.run.simulate_layer`). Reported: simulated cycles, cycles per wall-second of
+:func:`codesign.sim.run.simulate_layer`). Reported: simulated cycles, cycles per wall-second of
 ``simulate``, SimPy events per second, and the ratio to the baseline measured in the
 same run — a SimPy clock process that ticks once per cycle and does nothing else (the
 floor of any cycle-stepped model), timed on 200 000 ticks.
@@ -27,15 +27,16 @@ import simpy
 import yaml
 from timing import timings
 
-from experiments.sim_study import CONFIGS, LARGE_SPECS
-from models.registry import FORMATS
-from models.workloads import synthetic
-from sim.arch import Arch
-from sim.config import LayerConfig
-from sim.decoders import layer_work
-from sim.energy import load_table
-from sim.layers import encode_layer
-from sim.run import simulate_layer
+from codesign.experiments import CONFIGS
+from codesign.experiments.studies.sim import LARGE_SPECS
+from codesign.models.registry import FORMATS
+from codesign.models.workloads import synthetic
+from codesign.sim.arch import Arch
+from codesign.sim.config import LayerConfig
+from codesign.sim.decoders import layer_work
+from codesign.sim.energy import load_table
+from codesign.sim.layers import encode_layer
+from codesign.sim.run import simulate_layer
 
 
 def layer_config(name: str) -> LayerConfig:

@@ -21,15 +21,20 @@ import numba
 import numpy as np
 from timing import timings
 
-from models.specs import ViterbiSpec
-from models.viterbi_decompressor import expand_matrix, keep_table, pack_inputs, unpack_inputs
-from models.viterbi_search import (
+from codesign.models.specs import ViterbiSpec
+from codesign.models.viterbi_decompressor import (
+    expand_matrix,
+    keep_table,
+    pack_inputs,
+    unpack_inputs,
+)
+from codesign.models.viterbi_search import (
     branch_scores,
     quantize_scores,
     viterbi_search,
     viterbi_search_fixed,
 )
-from models.workloads import gaussian, magnitude_threshold
+from codesign.models.workloads import gaussian, magnitude_threshold
 
 SPEC = ViterbiSpec(n_in=1, n_out=5, n_ff=8, n_c=4, threshold=2, segment=256)
 

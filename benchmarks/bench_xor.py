@@ -1,4 +1,4 @@
-"""Speed of XOR-gate plane encoding (models.xor.encode_planes) against plain NumPy.
+"""Speed of XOR-gate plane encoding (codesign.models.xor.encode_planes) against plain NumPy.
 
 Usage: python benchmarks/bench_xor.py [--repeats N] [--seed S] [--json OUT]
 
@@ -40,10 +40,10 @@ import numba
 import numpy as np
 from timing import measure
 
-from models.gf2 import pack
-from models.specs import XorSpec
-from models.xor import encode_planes, xor_matrix
-from models.xor_encode import encode_blocks, input_tables, pack_columns
+from codesign.models.gf2 import pack
+from codesign.models.specs import XorSpec
+from codesign.models.xor import encode_planes, xor_matrix
+from codesign.models.xor_encode import encode_blocks, input_tables, pack_columns
 
 SPARSITY = 0.9
 N_IN = 8

@@ -1,11 +1,11 @@
 """Binary index decompressor of low-rank binary indexing (LBI): one tile mask row per cycle.
 
-Golden model: :mod:`models.lbi` (:class:`~models.lbi.LbiFormat`, streams ``ip`` and
-``iz``) and :func:`models.lbi_factorize.mask_from_codes`. A tile's mask is Ip·Iz: row i,
-column j is ``OR_k Ip[i, k]·Iz[k, j]`` (semiring ``bool``) or ``XOR_k Ip[i, k]·Iz[k, j]``
-(semiring ``gf2``). The golden streams hold rank-bit codes, bit k of a row code being
-Ip[i, k] and bit k of a column code Iz[k, j], tile by tile in row-major tile order
-(:func:`tile_beats` splits them).
+Golden model: :mod:`codesign.models.lbi` (:class:`~codesign.models.lbi.LbiFormat`, streams
+``ip`` and ``iz``) and :func:`codesign.models.lbi_factorize.mask_from_codes`. A tile's mask
+is Ip·Iz: row i, column j is ``OR_k Ip[i, k]·Iz[k, j]`` (semiring ``bool``) or
+``XOR_k Ip[i, k]·Iz[k, j]`` (semiring ``gf2``). The golden streams hold rank-bit codes,
+bit k of a row code being Ip[i, k] and bit k of a column code Iz[k, j], tile by tile in
+row-major tile order (:func:`tile_beats` splits them).
 
 **Network.** Output bit j of a row is the inner product of the row code with the stored
 column code j: ``rank`` two-input ANDs and a tree of ``rank − 1`` two-input ORs
@@ -60,8 +60,8 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from models.lbi_factorize import tile_counts
-from models.specs import LbiSpec
+from codesign.models.lbi_factorize import tile_counts
+from codesign.models.specs import LbiSpec
 
 #: Clock cycles from an ``ip`` handshake to its output row being valid.
 LATENCY = 1
@@ -136,7 +136,7 @@ def tile_beats(
     spec: LbiSpec, shape: tuple[int, int], ip: np.ndarray, iz: np.ndarray
 ) -> list[TileBeats]:
     """Split the golden ``ip`` and ``iz`` stream data of an (m, n) matrix into the
-    decoder's beats, tile by tile in row-major tile order (:class:`models.lbi.LbiFormat`:
+    decoder's beats, tile by tile in row-major tile order (:class:`codesign.models.lbi.LbiFormat`:
     a' row codes and b' column codes per tile)."""
     m, n = shape
     down, across = tile_counts(shape, spec.tile_rows, spec.tile_cols)

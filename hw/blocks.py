@@ -14,14 +14,14 @@ from typing import Any
 import numpy as np
 from amaranth.lib import wiring
 
-from hw import (
+from codesign.hw import (
     binary_index_decoder,
     relative_decoder,
     viterbi_decompressor,
     viterbi_search,
     xor_decoder,
 )
-from models.specs import LbiSpec, RelativeSpec, Spec, ViterbiSpec, XorSpec
+from codesign.models.specs import LbiSpec, RelativeSpec, Spec, ViterbiSpec, XorSpec
 
 #: Builds the component from a spec and the complete parameter set.
 ComponentFactory = Callable[..., wiring.Component]

@@ -1,4 +1,4 @@
-"""Verilog and JSON sidecar generation for the blocks of :mod:`hw.blocks`.
+"""Verilog and JSON sidecar generation for the blocks of :mod:`codesign.hw.blocks`.
 
 ``write(BLOCK, spec, DIR, **params)`` writes ``DIR/BLOCK.v`` (top module ``BLOCK``) and
 ``DIR/BLOCK.json``, the sidecar an outside tool needs to drive the circuit:
@@ -25,8 +25,8 @@ from amaranth.back import verilog as amaranth_verilog
 from amaranth.hdl import Shape, Value, ValueCastable
 from amaranth.lib import data, wiring
 
-from hw.blocks import get_block
-from models.specs import Spec
+from codesign.hw.blocks import get_block
+from codesign.models.specs import Spec
 
 #: Ports Amaranth adds for the ``sync`` clock domain.
 CLOCK_PORTS = ("clk", "rst")
@@ -115,7 +115,7 @@ def verilog(block_name: str, spec: Spec | None = None, **params: Any) -> tuple[s
     """Verilog text of ``block_name`` (top module named after the block) and its sidecar.
 
     ``spec`` None means the spec's defaults; ``params`` are the block's parameters
-    (:data:`hw.blocks.BLOCKS` lists them). Raises ``ValueError`` for an unknown block, a
+    (:data:`codesign.hw.blocks.BLOCKS` lists them). Raises ``ValueError`` for an unknown block, a
     spec of the wrong type, unknown parameters or values the hardware cannot build.
     """
     block = get_block(block_name)

@@ -1,6 +1,7 @@
 """EIE-style relative index decoder: one (gap, value) entry in, one (row, col, value) out.
 
-Golden model: :mod:`models.relative`. A matrix of ``n_cols`` columns is flattened row-major;
+Golden model: :mod:`codesign.models.relative`.
+A matrix of ``n_cols`` columns is flattened row-major;
 each stored entry carries an ``r``-bit gap, the number of zeros skipped since the previous
 entry (the first entry of a matrix counts from position −1). Padding entries (gap
 2^r − 1, value 0) only bridge runs of 2^r or more zeros.
@@ -19,7 +20,7 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from models.specs import RelativeSpec
+from codesign.models.specs import RelativeSpec
 
 #: Latency in clock cycles from an input handshake to its output being valid.
 LATENCY = 1

@@ -19,8 +19,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from hw.build import verilog
-from models.specs import Spec
+from codesign.hw.build import verilog
+from codesign.models.specs import Spec
 
 #: Gate library handed to ``abc -g``.
 GATES = "AND,NAND,OR,NOR,XOR,XNOR,ANDNOT,ORNOT,MUX"
@@ -102,7 +102,8 @@ def run_yosys(verilog_text: str, top: str) -> tuple[dict[str, int], int]:
 
 
 def synthesize(block_name: str, spec: Spec | None = None, **params: Any) -> SynthStats:
-    """Generic synthesis of a block (same arguments and errors as :func:`hw.build.verilog`)."""
+    """Generic synthesis of a block (same arguments and errors as
+    :func:`codesign.hw.build.verilog`)."""
     text, sidecar = verilog(block_name, spec, **params)
     raw, depth = run_yosys(text, sidecar["top"])
     cells: dict[str, int] = {}

@@ -1,11 +1,11 @@
 """Viterbi decompressor (VD): ``n_in`` stored bits in, ``n_out`` mask bits out per cycle.
 
-Golden model: :mod:`models.viterbi_decompressor` (bit orders, tap matrix, comparators)
-and :class:`models.viterbi.ViterbiFormat` (whose stored ``inputs`` stream is what this
+Golden model: :mod:`codesign.models.viterbi_decompressor` (bit orders, tap matrix, comparators)
+and :class:`codesign.models.viterbi.ViterbiFormat` (whose stored ``inputs`` stream is what this
 block reads). Per accepted input the block forms the tap vector
 x = u + 2^n_in·s (bits 0 … n_in − 1 the input bits, bit n_in + k flip-flop k; s taken
 as 0 on the first cycle of a segment), the raw outputs r = G·x over GF(2) (one XOR tree
-per row of G = :func:`~models.viterbi_decompressor.taps`), and mask bit
+per row of G = :func:`~codesign.models.viterbi_decompressor.taps`), and mask bit
 j = (Σ_b r[j·n_c + b]·2^b < threshold), one constant comparator per group of ``n_c``
 raw rows. The state then loads x mod 2^n_ff (flip-flop k < n_in takes u[k], flip-flop
 k ≥ n_in takes flip-flop k − n_in).
@@ -26,8 +26,8 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from models.specs import ViterbiSpec
-from models.viterbi_decompressor import tap_width, taps
+from codesign.models.specs import ViterbiSpec
+from codesign.models.viterbi_decompressor import tap_width, taps
 
 #: Latency in clock cycles from an input handshake to its output being valid.
 LATENCY = 1
@@ -111,7 +111,7 @@ def live_state_bits(spec: ViterbiSpec) -> int:
 
 
 def expected_cells(spec: ViterbiSpec) -> dict[str, int]:
-    """The VD's cell counts after generic synthesis (:mod:`hw.synth`), by part.
+    """The VD's cell counts after generic synthesis (:mod:`codesign.hw.synth`), by part.
 
     * ``dff`` (exact): :func:`live_state_bits` + the mask flip-flops (n_out; none when
       threshold is 0, the mask then being constant 0; one when threshold is 2^n_c, the

@@ -1,9 +1,9 @@
 """Viterbi search in hardware: per-step weight scores in, the chosen VD input bits out.
 
-Golden model: :func:`models.viterbi_search.viterbi_search_fixed` (fixed-point scores,
+Golden model: :func:`codesign.models.viterbi_search.viterbi_search_fixed` (fixed-point scores,
 normalised path metrics, tie-breaks) over the trellis of the VD of
-:mod:`models.viterbi_decompressor` (tap vector x = U + 2^n_in·S, next state x mod 2^n_ff,
-mask pattern of x = row x of :func:`~models.viterbi_decompressor.keep_table`). The block
+:mod:`codesign.models.viterbi_decompressor` (tap vector x = U + 2^n_in·S, next state x mod 2^n_ff,
+mask pattern of x = row x of :func:`~codesign.models.viterbi_decompressor.keep_table`). The block
 returns exactly the golden inputs, bit for bit, for every segment.
 
 **Datapath (one trellis step per accepted input, all 2^n_ff states in parallel).**
@@ -12,7 +12,7 @@ returns exactly the golden inputs, bit for bit, for every segment.
   step's scores at the set bits of p (pattern p from pattern p with its lowest bit
   cleared plus one score; one adder per pattern with two or more bits, shared).
 * Add: candidate(x) = pm[x >> n_in] + branch(pattern(x)) for all 2^(n_ff+n_in) tap
-  vectors x, on W + 1 bits (W = :func:`~models.viterbi_search.metric_bits`).
+  vectors x, on W + 1 bits (W = :func:`~codesign.models.viterbi_search.metric_bits`).
 * Compare-select: next state S' takes the best of its candidates x = S' + h·2^n_ff,
   h = 0 … 2^n_in − 1, in a tournament whose lower-h side wins ties, i.e. the lowest h
   (lowest predecessor, then lowest input) among the best, as in the golden model.
@@ -34,7 +34,7 @@ returns exactly the golden inputs, bit for bit, for every segment.
 
 **Streams.** ``in``: :func:`input_layout` (the n_out scores of a step, ``first``,
 ``last``); ``out``: :func:`output_layout`, the stream a
-:class:`~hw.viterbi_decompressor.ViterbiDecompressor` reads (``u``: n_in bits, bit i =
+:class:`~codesign.hw.viterbi_decompressor.ViterbiDecompressor` reads (``u``: n_in bits, bit i =
 u_t[i]; ``first`` on the first step of a segment), so the two connect directly. A
 segment ends at a step with ``last`` set or at its ``max_segment``-th step; the next
 accepted step starts a new segment whatever its ``first`` flag. A step with ``first``
@@ -50,7 +50,7 @@ output is drained or emits its last beat; the segment's L outputs are then emitt
 per cycle from the next cycle on. Latency (full rate, previous segment's output drained
 in time): the first output is valid L cycles after the edge that accepted the last step
 and is taken at the next edge, :func:`latency` = L + 1 cycles between the two handshakes
-(the convention of :data:`hw.relative_decoder.LATENCY`). Steady state with segments of
+(the convention of :data:`codesign.hw.relative_decoder.LATENCY`). Steady state with segments of
 equal length L back to back, output not stalled: L steps per L cycles
 (:func:`segment_cycles`), ``in.ready`` high throughout, L outputs per L cycles with no
 bubbles. A segment that ends while the previous traceback is still running (it is
@@ -76,10 +76,10 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.viterbi_decompressor import input_layout as vd_input_layout
-from models.specs import ViterbiSpec
-from models.viterbi_decompressor import keep_table, tap_width
-from models.viterbi_search import DEFAULT_SCORE_BITS, metric_bits
+from codesign.hw.viterbi_decompressor import input_layout as vd_input_layout
+from codesign.models.specs import ViterbiSpec
+from codesign.models.viterbi_decompressor import keep_table, tap_width
+from codesign.models.viterbi_search import DEFAULT_SCORE_BITS, metric_bits
 
 #: Default largest segment length (survivor and output buffer depth).
 DEFAULT_MAX_SEGMENT = 256
@@ -156,13 +156,13 @@ def input_layout(spec: ViterbiSpec, score_bits: int) -> data.StructLayout:
 def output_layout(spec: ViterbiSpec) -> data.StructLayout:
     """Output payload, one beat per step in time order: ``u`` (n_in bits, bit i =
     u_t[i]) and ``first`` (1 on the segment's first step); the input layout of
-    :class:`~hw.viterbi_decompressor.ViterbiDecompressor`."""
+    :class:`~codesign.hw.viterbi_decompressor.ViterbiDecompressor`."""
     return vd_input_layout(spec)
 
 
 def patterns(spec: ViterbiSpec) -> np.ndarray:
     """Mask pattern of every tap vector: int64 (2^(n_in+n_ff),), bit j = keep_j of
-    :func:`~models.viterbi_decompressor.keep_table`."""
+    :func:`~codesign.models.viterbi_decompressor.keep_table`."""
     table = keep_table(spec).astype(np.int64)
     return table @ (1 << np.arange(spec.n_out, dtype=np.int64))
 
@@ -217,7 +217,7 @@ def matrices(spec: ViterbiSpec, params: Mapping[str, Any]) -> dict[str, np.ndarr
 def expected_cells(spec: ViterbiSpec, score_bits: int, max_segment: int) -> dict[str, int]:
     """What the synthesised block is built from, and the cell counts it should reach.
 
-    With W = :func:`~models.viterbi_search.metric_bits`, D = ``max_segment``, N = 2^n_ff
+    With W = :func:`~codesign.models.viterbi_search.metric_bits`, D = ``max_segment``, N = 2^n_ff
     states and C = the :func:`state_classes` (C ≤ N; synthesis merges equivalent states):
 
     * ``candidates`` = 2^(n_ff+n_in), the nominal adders; ``adders``: those left after

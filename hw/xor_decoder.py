@@ -1,8 +1,8 @@
 """XOR-gate fixed-to-fixed sequential decoder with patches: n_in bits in, n_out bits out.
 
-Golden model: :mod:`models.xor` (:func:`~models.xor.xor_matrix`,
-:func:`~models.xor.decode_planes`, the patch lists of
-:func:`~models.xor.encode_planes`) and :mod:`models.xor_encode`.
+Golden model: :mod:`codesign.models.xor` (:func:`~codesign.models.xor.xor_matrix`,
+:func:`~codesign.models.xor.decode_planes`, the patch lists of
+:func:`~codesign.models.xor.encode_planes`) and :mod:`codesign.models.xor_encode`.
 
 **Network.** Block t of a plane decodes as y_t = M·v over GF(2) with
 v = [x_t; x_{t−1}; …; x_{t−n_s+1}] (n_s·n_in bits, v[j·n_in + k] = bit k of x_{t−j}) and
@@ -71,9 +71,9 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from models.format import ceil_log2
-from models.specs import XorSpec
-from models.xor import xor_matrix
+from codesign.models.format import ceil_log2
+from codesign.models.specs import XorSpec
+from codesign.models.xor import xor_matrix
 
 #: Clock cycles from an input handshake to its output being valid (no extra patch cycle).
 LATENCY = 1

@@ -2,7 +2,7 @@
 
 Two quantizers (``quant``), each giving ``value_bits`` planes of shape (m, n), 0/1:
 
-* ``uniform``: symmetric uniform quantization (:func:`models.workloads.quantize_symmetric`,
+* ``uniform``: symmetric uniform quantization (:func:`codesign.models.workloads.quantize_symmetric`,
   step ``scale`` = max|w| / (2^(b−1) − 1)) to b-bit integers q, stored as b-bit two's
   complement; plane i is bit i of q (plane 0 = least significant, plane b−1 = sign).
   Value = q·scale. Integer weights whose values fit b-bit two's complement
@@ -27,8 +27,8 @@ import dataclasses
 
 import numpy as np
 
-from models.format import FormatError
-from models.workloads import quantize_symmetric
+from codesign.models.format import FormatError
+from codesign.models.workloads import quantize_symmetric
 
 __all__ = ["QUANTS", "SCALE_BITS", "BitPlanes", "planes_to_values", "to_bitplanes"]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.format import Decoded, Encoded, Format, Stream, value_width
-from models.specs import BlockSpec, Spec
-from models.workloads import check_sparsity
+from codesign.models.format import Decoded, Encoded, Format, Stream, value_width
+from codesign.models.specs import BlockSpec, Spec
+from codesign.models.workloads import check_sparsity
 
 
 def _blocks(a: np.ndarray, b: int) -> np.ndarray:

@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from models.workloads import check_sparsity
+from codesign.models.workloads import check_sparsity
 
 __all__ = ["entropy_bound", "gf2_rank_distribution", "no_patch_probability"]
 

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.format import Decoded, Encoded, Format, FormatError, Stream, ceil_log2, value_width
-from models.specs import CsrSpec
+from codesign.models.format import (
+    Decoded,
+    Encoded,
+    Format,
+    FormatError,
+    Stream,
+    ceil_log2,
+    value_width,
+)
+from codesign.models.specs import CsrSpec
 
 
 def csr_widths(shape: tuple[int, int], nnz: int, spec: CsrSpec) -> tuple[int, int]:

@@ -33,9 +33,17 @@ from typing import ClassVar
 import numpy as np
 from numba import njit, prange
 
-from models.format import Decoded, Encoded, Format, FormatError, Stream, ceil_log2, value_width
-from models.specs import BmwmSpec, DarbSpec, Spec
-from models.workloads import check_sparsity, check_weights
+from codesign.models.format import (
+    Decoded,
+    Encoded,
+    Format,
+    FormatError,
+    Stream,
+    ceil_log2,
+    value_width,
+)
+from codesign.models.specs import BmwmSpec, DarbSpec, Spec
+from codesign.models.workloads import check_sparsity, check_weights
 
 _RATE_TOLERANCE = 1e-12
 BMWM_MAX_BLOCK = BmwmSpec._ranges["b"][1]

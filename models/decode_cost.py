@@ -32,8 +32,8 @@ import dataclasses
 
 import numpy as np
 
-from models.darb import blocks_per_row
-from models.format import Encoded, FormatError
+from codesign.models.darb import blocks_per_row
+from codesign.models.format import Encoded, FormatError
 
 
 @dataclasses.dataclass(frozen=True)

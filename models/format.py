@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from models.specs import Spec, spec_class
-from models.workloads import check_weights, magnitude_prune
+from codesign.models.specs import Spec, spec_class
+from codesign.models.workloads import check_weights, magnitude_prune
 
 
 class FormatError(ValueError):

@@ -18,10 +18,10 @@ order, b' codes per tile; ``values`` (value). :meth:`LbiFormat.decode` rebuilds 
 from ``ip`` and ``iz`` alone.
 
 Pruning (:meth:`LbiFormat.compress`, :meth:`LbiFormat.prune`) chooses the mask by the
-factorization of :mod:`models.lbi_factorize` on importance scores |w| − θ, with θ
+factorization of :mod:`codesign.models.lbi_factorize` on importance scores |w| − θ, with θ
 calibrated until the mask keeps the target count of weights. :meth:`LbiFormat.encode`
 of an already pruned matrix takes its non-zeros as the target
-(:func:`models.lbi_factorize.target_scores`); the mask found may miss some of them, so
+(:func:`codesign.models.lbi_factorize.target_scores`); the mask found may miss some of them, so
 that encoding is lossy unless the non-zero pattern is reachable. The method is Lee,
 Kwon, Kim, Kapoor and Wei (2019); scores, initialisation and calibration are this
 project's reconstruction (REFERENCES §3).
@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.format import Decoded, Encoded, Format, FormatError, Stream, value_width
-from models.lbi_factorize import (
+from codesign.models.format import Decoded, Encoded, Format, FormatError, Stream, value_width
+from codesign.models.lbi_factorize import (
     INITS,
     MAX_ITERS,
     Calibration,
@@ -44,9 +44,9 @@ from models.lbi_factorize import (
     target_scores,
     tile_counts,
 )
-from models.quality import kept_fraction, kept_mass_ratio
-from models.specs import LbiSpec, Spec
-from models.workloads import check_sparsity, check_weights
+from codesign.models.quality import kept_fraction, kept_mass_ratio
+from codesign.models.specs import LbiSpec, Spec
+from codesign.models.workloads import check_sparsity, check_weights
 
 
 def check_fit(shape: tuple[int, int], spec: LbiSpec) -> None:
@@ -109,7 +109,7 @@ class LbiFormat(Format):
     still accepted as "the closest reached" — beyond it :meth:`compress` raises
     :class:`FormatError`; ``max_probes``: factorizations tried by the calibration;
     ``max_iters``: refinement iterations per tile; ``init``: the initialisation
-    (:data:`models.lbi_factorize.INITS`).
+    (:data:`codesign.models.lbi_factorize.INITS`).
     """
 
     name = "lbi"

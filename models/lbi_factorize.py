@@ -524,7 +524,7 @@ def factorize(
     """Factorize ``scores`` (m, n) tile by tile, maximising Σ mask·score.
 
     ``rank`` ≤ min(tile_rows, tile_cols) and the tiles ≤ the matrix are the caller's
-    checks (see :mod:`models.lbi`); ``max_iters`` ≥ 1 caps the refinement iterations;
+    checks (see :mod:`codesign.models.lbi`); ``max_iters`` ≥ 1 caps the refinement iterations;
     ``init`` is one of :data:`INITS` (module docstring).
     """
     gf2 = check_semiring(semiring)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.format import Decoded, Encoded, Format, FormatError, Stream, value_width
-from models.specs import LowrankSpec, Spec
-from models.workloads import check_sparsity, check_weights
+from codesign.models.format import Decoded, Encoded, Format, FormatError, Stream, value_width
+from codesign.models.specs import LowrankSpec, Spec
+from codesign.models.workloads import check_sparsity, check_weights
 
 
 def energy_rank(singular_values: np.ndarray, energy: float) -> int:

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.format import Decoded, Encoded, Format, FormatError, Stream, ceil_log2, value_width
-from models.specs import NmSpec, Spec
-from models.workloads import check_sparsity, magnitude_prune
+from codesign.models.format import (
+    Decoded,
+    Encoded,
+    Format,
+    FormatError,
+    Stream,
+    ceil_log2,
+    value_width,
+)
+from codesign.models.specs import NmSpec, Spec
+from codesign.models.workloads import check_sparsity, magnitude_prune
 
 
 def _groups(weights: np.ndarray, m: int) -> np.ndarray:

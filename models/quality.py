@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.workloads import magnitude_mask
+from codesign.models.workloads import magnitude_mask
 
 
 def kept_fraction(mask: np.ndarray) -> float:

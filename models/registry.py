@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from models.bitmap import BitmapFormat
-from models.block import BlockFormat
-from models.csr import CsrFormat
-from models.darb import BmwmFormat, DarbFormat
-from models.dense import DenseFormat
-from models.format import Format, FormatError
-from models.lbi import LbiFormat
-from models.lowrank import LowrankFormat
-from models.nm import NmFormat
-from models.relative import RelativeFormat
-from models.viterbi import ViterbiFormat
-from models.xor import XorFormat
+from codesign.models.bitmap import BitmapFormat
+from codesign.models.block import BlockFormat
+from codesign.models.csr import CsrFormat
+from codesign.models.darb import BmwmFormat, DarbFormat
+from codesign.models.dense import DenseFormat
+from codesign.models.format import Format, FormatError
+from codesign.models.lbi import LbiFormat
+from codesign.models.lowrank import LowrankFormat
+from codesign.models.nm import NmFormat
+from codesign.models.relative import RelativeFormat
+from codesign.models.viterbi import ViterbiFormat
+from codesign.models.xor import XorFormat
 
 FORMATS: dict[str, Format] = {
     cls.name: cls()

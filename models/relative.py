@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.format import Decoded, Encoded, Format, Stream, value_width
-from models.specs import RelativeSpec
+from codesign.models.format import Decoded, Encoded, Format, Stream, value_width
+from codesign.models.specs import RelativeSpec
 
 
 def relative_entries(weights: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:

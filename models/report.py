@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from models.csr import csr_bits
-from models.format import Encoded, Format, value_width
-from models.specs import Spec
+from codesign.models.csr import csr_bits
+from codesign.models.format import Encoded, Format, value_width
+from codesign.models.specs import Spec
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,12 +1,12 @@
 """Trained rank pruning (TRP, Xu et al., IJCAI 2020) of the digits MLP.
 
 Training is scikit-learn's own adam loop (``MLPClassifier.partial_fit`` on shuffled
-minibatches, the way :meth:`models.workloads.DigitsMLP.finetune` drives it), started
+minibatches, the way :meth:`codesign.models.workloads.DigitsMLP.finetune` drives it), started
 from the trained MLP. Every ``period`` steps each weight matrix W (out, in) is replaced
 by a rank-pruning step (:func:`rank_prune_step`):
 
 1. truncated SVD at energy e: W_r = U_r·diag(σ_1..σ_r)·V_rᵀ with r = the smallest rank
-   keeping e of Σσ² (:func:`models.lowrank.energy_rank`);
+   keeping e of Σσ² (:func:`codesign.models.lowrank.energy_rank`);
 2. the nuclear-norm sub-gradient step: W ← W_r − λ·U_r·V_rᵀ. ∂‖W‖_* ∋ U_r·V_rᵀ, so this
    is a descent step of unit size on λ·‖W‖_*: it **shrinks** every kept singular value
    by λ (σ_i → σ_i − λ, singular vectors unchanged; for σ_i < λ the value becomes
@@ -16,7 +16,7 @@ Training then continues from the projected weights (the adam moments are kept). 
 the last epoch every layer is cut (plain truncated SVD) at its final rank — the rank of
 its last rank-pruning step, or its energy rank when training took fewer than ``period``
 steps — and deployed as two thin layers
-U (out, r), V (r, in) (:func:`models.lowrank.truncated_factors`) when that is smaller
+U (out, r), V (r, in) (:func:`codesign.models.lowrank.truncated_factors`) when that is smaller
 (r·(out + in) < out·in), else as the dense rank-r matrix. Biases are trained too and
 never factored; parameter and MAC counts cover the weight matrices (MACs per sample).
 
@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from models.lowrank import energy_rank, truncated_factors
-from models.workloads import DIGITS_LAYER_SIZES, DigitsMLP
+from codesign.models.lowrank import energy_rank, truncated_factors
+from codesign.models.workloads import DIGITS_LAYER_SIZES, DigitsMLP
 
 if TYPE_CHECKING:
     from sklearn.neural_network import MLPClassifier

@@ -1,11 +1,11 @@
 """Viterbi-based pruning (Lee et al., ICLR 2018) as a storage format.
 
-The mask of a layer is whatever the Viterbi decompressor (:mod:`models.viterbi_decompressor`)
-expands from the stored input bits; pruning is the Viterbi search for those bits
-(:mod:`models.viterbi_search`). Storage: the VD inputs, exactly ⌈m·n / n_out⌉·n_in
-index bits (n_in / n_out per weight at any sparsity, the tail rounded up to a whole
-cycle), and the weights at the kept positions in row-major order (a kept weight that is
-zero is still stored).
+The mask of a layer is whatever the Viterbi decompressor
+(:mod:`codesign.models.viterbi_decompressor`) expands from the stored input bits; pruning
+is the Viterbi search for those bits (:mod:`codesign.models.viterbi_search`). Storage: the
+VD inputs, exactly ⌈m·n / n_out⌉·n_in index bits (n_in / n_out per weight at any
+sparsity, the tail rounded up to a whole cycle), and the weights at the kept positions in
+row-major order (a kept weight that is zero is still stored).
 
 Calibration, a reconstruction (REFERENCES §1 [ours, measured]: the search keeps fewer
 weights than the comparator rate threshold / 2^n_c, so a sparsity needs a search loop).
@@ -40,17 +40,17 @@ import math
 
 import numpy as np
 
-from models.format import Decoded, Encoded, Format, FormatError, Stream, value_width
-from models.quality import kept_fraction, kept_mass_ratio
-from models.specs import ViterbiSpec
-from models.viterbi_decompressor import (
+from codesign.models.format import Decoded, Encoded, Format, FormatError, Stream, value_width
+from codesign.models.quality import kept_fraction, kept_mass_ratio
+from codesign.models.specs import ViterbiSpec
+from codesign.models.viterbi_decompressor import (
     expand_matrix,
     matrix_cycles,
     pack_inputs,
     unpack_inputs,
 )
-from models.viterbi_search import DEFAULT_S1, DEFAULT_S2, branch_scores, viterbi_search
-from models.workloads import check_sparsity, check_weights
+from codesign.models.viterbi_search import DEFAULT_S1, DEFAULT_S2, branch_scores, viterbi_search
+from codesign.models.workloads import check_sparsity, check_weights
 
 KEEP_TOLERANCE = 0.005
 """Default calibration tolerance: |kept fraction − (1 − sparsity)| ≤ 0.005 (absolute)."""
@@ -78,7 +78,7 @@ class ViterbiPruning:
 
 class _Magnitudes:
     """Sorted |w| of a matrix: θ at a keep fraction without re-sorting (the rule of
-    :func:`models.workloads.magnitude_threshold`, clipped to the largest |w|)."""
+    :func:`codesign.models.workloads.magnitude_threshold`, clipped to the largest |w|)."""
 
     def __init__(self, weights: np.ndarray):
         self.sorted = np.sort(np.abs(weights, dtype=np.float64), axis=None)
@@ -97,7 +97,7 @@ def viterbi_prune(
 ) -> ViterbiPruning:
     """One search of ``weights`` (m, n) with ``spec.threshold`` set; ``theta`` unset: the
     magnitude threshold at keep fraction threshold / 2^n_c. ``s1``, ``s2``: score slopes
-    (see :func:`models.viterbi_search.branch_scores`)."""
+    (see :func:`codesign.models.viterbi_search.branch_scores`)."""
     if spec.threshold is None:
         raise FormatError(
             "ViterbiSpec.threshold is unset: give a sparsity to calibrate it, "

@@ -1,7 +1,7 @@
 """The Viterbi decompressor (VD): the golden model of the mask expander of Viterbi-based
 pruning (Lee et al., ICLR 2018).
 
-The VD of a :class:`~models.specs.ViterbiSpec` is a shift register of K = ``n_ff``
+The VD of a :class:`~codesign.models.specs.ViterbiSpec` is a shift register of K = ``n_ff``
 flip-flops fed with ``n_in`` input bits per cycle, a fixed XOR network and ``n_out``
 comparators. The paper gives the structure (flip-flops plus XOR gates, p input bits
 expanding into q mask bits); the exact wiring below — taps drawn from a seed, one
@@ -33,7 +33,7 @@ import functools
 
 import numpy as np
 
-from models.specs import SpecError, ViterbiSpec
+from codesign.models.specs import SpecError, ViterbiSpec
 
 
 def tap_width(spec: ViterbiSpec) -> int:

@@ -4,7 +4,7 @@ Reconstruction of REFERENCES §1 [ours]. Every weight w gets a score (:func:`bra
 
     score(w) = tanh(S1·(|w| − θ))  for |w| ≥ θ,     tanh(S2·(|w| − θ))  for |w| < θ,
 
-with θ a magnitude threshold (the one of the target rate; :mod:`models.viterbi` sets it
+with θ a magnitude threshold (the one of the target rate; :mod:`codesign.models.viterbi` sets it
 while calibrating) and S1 = ``s1``/θ, S2 = ``s2``/θ (``s1``, ``s2`` are dimensionless, so
 the score does not depend on the scale of the weights). Defaults s1 = s2 = 0.5, measured
 (kept |w| mass against magnitude pruning, calibrated masks, n_ff = 8, n_out = 5, a
@@ -48,8 +48,8 @@ import dataclasses
 import numba
 import numpy as np
 
-from models.specs import ViterbiSpec
-from models.viterbi_decompressor import (
+from codesign.models.specs import ViterbiSpec
+from codesign.models.viterbi_decompressor import (
     keep_table,
     matrix_cycles,
     segment_count,

@@ -3,9 +3,9 @@
 A reconstruction of Kwon et al. (CVPR 2020) and Park et al. (ICLR 2022); the choices
 marked [ours] in REFERENCES §2 are built as written there.
 
-Storage of a layer W (m, n) under an :class:`~models.specs.XorSpec`:
+Storage of a layer W (m, n) under an :class:`~codesign.models.specs.XorSpec`:
 
-1. **Quantization** (:mod:`models.bitplanes`): W becomes ``value_bits`` bit-planes
+1. **Quantization** (:mod:`codesign.models.bitplanes`): W becomes ``value_bits`` bit-planes
    (``uniform`` two's complement or ``binary`` coding) plus float32 scales.
 2. **Mask**: the layer's mask is stored in ``spec.mask_format`` with that format's
    spec (:func:`mask_spec`); only its index streams are kept, renamed
@@ -14,7 +14,7 @@ Storage of a layer W (m, n) under an :class:`~models.specs.XorSpec`:
    search: :meth:`XorFormat.compress` with a sparsity prunes with the mask format's
    ``compress`` and encodes the pruned layer's values on that mask; ``encode`` of a
    given matrix searches a mask for its non-zero pattern and raises
-   :class:`~models.format.FormatError` when the mask misses a non-zero. The mask's
+   :class:`~codesign.models.format.FormatError` when the mask misses a non-zero. The mask's
    *slots* — the positions it gives a value to (the non-zeros, plus relative's padding
    zeros and the zero weights a searched mask keeps) — are the **care** positions;
    every other position is don't-care.
@@ -22,7 +22,7 @@ Storage of a layer W (m, n) under an :class:`~models.specs.XorSpec`:
    into B = ⌈m·n / n_out⌉ blocks of n_out bits (the last block is padded with
    don't-cares). Block t decodes as y_t = M·[x_t; x_{t−1}; …; x_{t−n_s+1}] over GF(2)
    from n_in-bit inputs (layout of M and of the inputs: :func:`xor_matrix` and
-   :mod:`models.xor_encode`); the register is cleared every ``segment`` blocks. The
+   :mod:`codesign.models.xor_encode`); the register is cleared every ``segment`` blocks. The
    encoder (:func:`encode_planes`) picks the inputs so as few care bits as possible
    are wrong, and every wrong care bit becomes a **patch**.
 4. **Patches** [ours]: one list per plane, each patch naming its block
@@ -37,7 +37,7 @@ format's index bits; value bits = input + patch + scale bits.
 
 Encoding efficiency E = care bits / (input bits + patch bits) with care bits = care
 positions × planes (REFERENCES §2): the achieved n_out/n_in over the entropy bound
-1/(1 − S) (:func:`models.bounds.entropy_bound`).
+1/(1 − S) (:func:`codesign.models.bounds.entropy_bound`).
 """
 
 from __future__ import annotations
@@ -46,12 +46,12 @@ import dataclasses
 
 import numpy as np
 
-from models.bitplanes import SCALE_BITS, BitPlanes, planes_to_values, to_bitplanes
-from models.format import Decoded, Encoded, Format, FormatError, Stream, ceil_log2
-from models.gf2 import pack, unpack
-from models.specs import LbiSpec, Spec, ViterbiSpec, XorSpec
-from models.workloads import check_weights
-from models.xor_encode import decode_blocks, encode_blocks, traceback_bytes
+from codesign.models.bitplanes import SCALE_BITS, BitPlanes, planes_to_values, to_bitplanes
+from codesign.models.format import Decoded, Encoded, Format, FormatError, Stream, ceil_log2
+from codesign.models.gf2 import pack, unpack
+from codesign.models.specs import LbiSpec, Spec, ViterbiSpec, XorSpec
+from codesign.models.workloads import check_weights
+from codesign.models.xor_encode import decode_blocks, encode_blocks, traceback_bytes
 
 __all__ = [
     "MAX_TRACEBACK_BYTES",
@@ -207,7 +207,7 @@ SEARCHED_MASKS = ("viterbi", "lbi")
 
 
 def _mask_format(spec: XorSpec) -> Format:
-    from models.registry import get_format  # the registry imports this module
+    from codesign.models.registry import get_format  # the registry imports this module
 
     return get_format(spec.mask_format)
 

@@ -3,7 +3,7 @@
 Layout shared by every function here. A bit-plane of L positions is cut into
 B = ⌈L / n_out⌉ blocks; block t holds positions t·n_out … t·n_out + n_out − 1 and is
 packed into W = ⌈n_out / 64⌉ little-endian ``uint64`` words (bit i of the block is bit
-i % 64 of word i // 64, as :func:`models.gf2.pack`). An input x_t is an n_in-bit
+i % 64 of word i // 64, as :func:`codesign.models.gf2.pack`). An input x_t is an n_in-bit
 integer (bit k = input line k). The XOR matrix M (n_out × n_s·n_in, 0/1) maps
 [x_t; x_{t−1}; …; x_{t−n_s+1}] to the block: column j·n_in + k of M is the
 contribution of bit k of x_{t−j}, so block t decodes as
@@ -48,7 +48,7 @@ from llvmlite import ir
 from numba import prange, types
 from numba.extending import intrinsic
 
-from models.gf2 import pack
+from codesign.models.gf2 import pack
 
 __all__ = [
     "ENUM_MAX_N_IN",

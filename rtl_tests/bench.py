@@ -191,7 +191,7 @@ async def run_random_stalls(
 def sim_checked(cycles: int, sim_cycles: int) -> dict[str, int]:
     """``{"sim_cycles": sim_cycles}`` once the measured full-rate ``cycles`` (first input
     handshake to last output, inclusive) are asserted equal to the simulator's
-    prediction for the same streams (:func:`sim.decoders.stream_cycles`)."""
+    prediction for the same streams (:func:`codesign.sim.decoders.stream_cycles`)."""
     assert cycles == sim_cycles, (
         f"measured {cycles} cycles; the simulator's timing rule predicts {sim_cycles}"
     )

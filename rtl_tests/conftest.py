@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.workloads import load_digits_mlp, magnitude_prune
+from codesign.models.workloads import load_digits_mlp, magnitude_prune
 
 #: Sparsity of the digits MLP stimuli.
 DIGITS_SPARSITY = 0.9

@@ -21,8 +21,8 @@ from typing import Any
 from cocotb_tools.check_results import get_results
 from cocotb_tools.runner import get_runner
 
-from hw.build import write
-from models.specs import Spec
+from codesign.hw.build import write
+from codesign.models.specs import Spec
 
 #: Where measured cycle counts are collected.
 RESULTS_DIR = Path(__file__).resolve().parents[1] / "results" / "rtl"

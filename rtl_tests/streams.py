@@ -33,7 +33,7 @@ PERIOD_NS = 10
 
 
 def load_sidecar(path: str | Path) -> dict[str, Any]:
-    """The JSON sidecar written by :func:`hw.build.write`."""
+    """The JSON sidecar written by :func:`codesign.hw.build.write`."""
     return json.loads(Path(path).read_text())
 
 

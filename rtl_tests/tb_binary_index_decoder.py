@@ -6,7 +6,7 @@ measured cycle counts go), ``RTL_STIMULI`` (the golden model's cases, see
 :mod:`rtl_tests.test_binary_index_decoder`) and ``RTL_SEED``.
 
 Two input streams are driven, split into beats by
-:func:`hw.binary_index_decoder.tile_beats` (``iz``: one zero-padded Iz tile per beat;
+:func:`codesign.hw.binary_index_decoder.tile_beats` (``iz``: one zero-padded Iz tile per beat;
 ``ip``: one row code per beat, ``last`` on a tile's last row) and ``out`` is monitored.
 Every output row is compared bit by bit with the expected mask row of its tile (all
 ``tile_cols`` bits: the out-of-matrix bits of a clipped tile must be 0) and its
@@ -21,8 +21,9 @@ from typing import Any
 import cocotb
 import numpy as np
 
-from hw.binary_index_decoder import IZ_LOAD_CYCLES, LATENCY, tile_beats
-from models.specs import LbiSpec
+from codesign.hw.binary_index_decoder import IZ_LOAD_CYCLES, LATENCY, tile_beats
+from codesign.models.specs import LbiSpec
+from codesign.sim.decoders import lbi_cycles, stream_cycles
 from rtl_tests.bench import (
     BenchBase,
     Stimulus,
@@ -32,7 +33,6 @@ from rtl_tests.bench import (
     sim_checked,
 )
 from rtl_tests.streams import Scoreboard, StreamDriver
-from sim.decoders import lbi_cycles, stream_cycles
 
 #: Stall probabilities of the stalled runs: (valid low on iz and ip, out.ready low).
 STALLS = ((0.3, 0.3), (0.1, 0.7))

@@ -5,7 +5,7 @@ gives ``RTL_SIDECAR`` (the JSON sidecar: spec, parameters, latency, port map),
 ``RTL_MEASURE`` (where the measured cycle counts go), ``RTL_STIMULI`` (an ``.npz`` of
 pruned integer weight matrices) and ``RTL_SEED``.
 
-Stimuli are encodings by the golden model (``models.registry.get_format("relative")``)
+Stimuli are encodings by the golden model (``codesign.models.registry.get_format("relative")``)
 of the ``RTL_STIMULI`` matrices and of random (gap, value) streams; every output (row,
 col, value, valid_weight) is compared bit by bit with the positions and values of the
 golden decode.
@@ -19,16 +19,16 @@ from typing import Any
 import cocotb
 import numpy as np
 
-from models.format import Encoded, Stream
-from models.registry import get_format
-from models.specs import RelativeSpec, Spec
+from codesign.models.format import Encoded, Stream
+from codesign.models.registry import get_format
+from codesign.models.specs import RelativeSpec, Spec
+from codesign.sim.decoders import relative_cycles, stream_cycles
 from rtl_tests.bench import (
     SingleStreamBench,
     seeded_full_rate,
     seeded_random_stalls,
     seeded_reset_mid_stream,
 )
-from sim.decoders import relative_cycles, stream_cycles
 
 FORMAT = get_format("relative")
 #: Entries of the random (gap, value) stream.

@@ -7,10 +7,10 @@ per matrix, the golden encoding's VD input integers ``NAME.inputs`` and the gold
 decode's mask ``NAME.mask``) and ``RTL_SEED``.
 
 A matrix is sent as its VD cycles in order, ``first`` set every ``spec.segment`` cycles
-(as :func:`models.viterbi_decompressor.expand_matrix` cuts segments); a random stream
+(as :func:`codesign.models.viterbi_decompressor.expand_matrix` cuts segments); a random stream
 has random input bits and random segment lengths (the simulator's rule reads it as a
 matrix of one row). The expected mask word of every cycle is
-:func:`models.viterbi_decompressor.expand` of its segment (all n_out bits, the last cycle
+:func:`codesign.models.viterbi_decompressor.expand` of its segment (all n_out bits, the last cycle
 of a matrix included), checked first against the golden decode's mask; every output
 (``mask``, ``first``) is compared bit by bit.
 """
@@ -23,15 +23,15 @@ from typing import Any
 import cocotb
 import numpy as np
 
-from models.specs import ViterbiSpec
-from models.viterbi_decompressor import expand, unpack_inputs
+from codesign.models.specs import ViterbiSpec
+from codesign.models.viterbi_decompressor import expand, unpack_inputs
+from codesign.sim.decoders import stream_cycles, viterbi_cycles
 from rtl_tests.bench import (
     SingleStreamBench,
     seeded_full_rate,
     seeded_random_stalls,
     seeded_reset_mid_stream,
 )
-from sim.decoders import stream_cycles, viterbi_cycles
 
 #: VD cycles of the random stream.
 RANDOM_CYCLES = 120

@@ -8,9 +8,9 @@ of integer score arrays, ``quantize_scores`` of pruned weights and random scores
 
 Each score array is flattened, padded to whole steps of n_out scores and cut into
 segments of ``spec.segment`` steps (``first``/``last`` flags). The expected outputs are
-the inputs :func:`models.viterbi_search.viterbi_search_fixed` chooses (``u`` and the
+the inputs :func:`codesign.models.viterbi_search.viterbi_search_fixed` chooses (``u`` and the
 segment's ``first`` flag, compared bit by bit); in addition the received inputs are
-expanded by the golden VD (:func:`models.viterbi_decompressor.expand_matrix`) and the
+expanded by the golden VD (:func:`codesign.models.viterbi_decompressor.expand_matrix`) and the
 scores its mask keeps must add up to the golden best path metric of every segment.
 """
 
@@ -24,10 +24,15 @@ import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge
 
-from hw.viterbi_search import latency, segment_cycles
-from models.specs import ViterbiSpec
-from models.viterbi_decompressor import expand_matrix, matrix_cycles, pack_inputs, unpack_inputs
-from models.viterbi_search import viterbi_search_fixed
+from codesign.hw.viterbi_search import latency, segment_cycles
+from codesign.models.specs import ViterbiSpec
+from codesign.models.viterbi_decompressor import (
+    expand_matrix,
+    matrix_cycles,
+    pack_inputs,
+    unpack_inputs,
+)
+from codesign.models.viterbi_search import viterbi_search_fixed
 from rtl_tests.bench import (
     SingleStreamBench,
     Stimulus,

@@ -21,8 +21,9 @@ from typing import Any
 import cocotb
 import numpy as np
 
-from hw.xor_decoder import LATENCY, block_cycles
-from models.specs import XorSpec
+from codesign.hw.xor_decoder import LATENCY, block_cycles
+from codesign.models.specs import XorSpec
+from codesign.sim.decoders import stream_cycles, xor_cycles
 from rtl_tests.bench import (
     BenchBase,
     Stimulus,
@@ -33,7 +34,6 @@ from rtl_tests.bench import (
     sim_checked,
 )
 from rtl_tests.streams import StreamDriver
-from sim.decoders import stream_cycles, xor_cycles
 
 #: Stall probabilities of the stalled runs: (valid low on in/count/patch, out.ready low).
 STALLS = ((0.3, 0.3), (0.1, 0.7))

@@ -2,11 +2,11 @@
 
 Stimuli come from the golden model here, in the pytest process, and reach the testbench
 as an ``.npz`` (``RTL_STIMULI``): per case the shape, the ``ip`` and ``iz`` stream data
-(golden layout, :class:`models.lbi.LbiFormat`) and the expected (m, n) mask. Cases, in
+(golden layout, :class:`codesign.models.lbi.LbiFormat`) and the expected (m, n) mask. Cases, in
 order: a magnitude-scored synthetic layer (calibrated factorization at 70 % sparsity), a
 digits-MLP layer pruned to 90 % and encoded, and random Ip/Iz codes. The encoded cases'
 masks are the golden decode's; the random case's are
-:func:`models.lbi_factorize.mask_from_codes` of each tile's codes. Every matrix but the
+:func:`codesign.models.lbi_factorize.mask_from_codes` of each tile's codes. Every matrix but the
 random one is cut into clipped edge tiles at the bottom and right.
 """
 
@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hw.binary_index_decoder import stream_cycles, tile_beats
-from models.lbi import LbiFormat
-from models.lbi_factorize import mask_from_codes, tile_counts
-from models.specs import LbiSpec
-from models.workloads import gaussian
+from codesign.hw.binary_index_decoder import stream_cycles, tile_beats
+from codesign.models.lbi import LbiFormat
+from codesign.models.lbi_factorize import mask_from_codes, tile_counts
+from codesign.models.specs import LbiSpec
+from codesign.models.workloads import gaussian
 from rtl_tests.runner import checked_run
 
 #: Golden format; ``max_miss`` 1 accepts whatever kept count the calibration reaches

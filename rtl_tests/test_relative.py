@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.specs import RelativeSpec
-from models.workloads import gaussian, magnitude_prune, quantize_symmetric
+from codesign.models.specs import RelativeSpec
+from codesign.models.workloads import gaussian, magnitude_prune, quantize_symmetric
 from rtl_tests.runner import checked_run
 
 #: name -> (spec, decoder parameters); n_cols not a power of two in two of them.

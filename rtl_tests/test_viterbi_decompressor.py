@@ -1,7 +1,7 @@
 """Viterbi decompressor: cocotb on the generated Verilog, one run per parameter set.
 
 The stimuli are made here, once per parameter set: synthetic and digits-MLP matrices
-are pruned by the golden format's Viterbi search (:class:`models.viterbi.ViterbiFormat`,
+are pruned by the golden format's Viterbi search (:class:`codesign.models.viterbi.ViterbiFormat`,
 ``encode`` at the spec's threshold or ``compress`` to a sparsity) and the stored VD
 inputs, together with the golden decode's mask, go to the testbench
 (:mod:`rtl_tests.tb_viterbi_decompressor`) in an ``.npz``. The weights are given dense
@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.registry import get_format
-from models.specs import ViterbiSpec
-from models.workloads import gaussian, load_digits_mlp, magnitude_prune
+from codesign.models.registry import get_format
+from codesign.models.specs import ViterbiSpec
+from codesign.models.workloads import gaussian, load_digits_mlp, magnitude_prune
 from rtl_tests.runner import checked_run
 
 #: name -> spec (threshold set; short segments, so every stream has several).

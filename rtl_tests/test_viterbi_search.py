@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hw.viterbi_search import latency, segment_cycles
-from models.specs import ViterbiSpec
-from models.viterbi_search import branch_scores, quantize_scores
-from models.workloads import gaussian, magnitude_prune, magnitude_threshold
+from codesign.hw.viterbi_search import latency, segment_cycles
+from codesign.models.specs import ViterbiSpec
+from codesign.models.viterbi_search import branch_scores, quantize_scores
+from codesign.models.workloads import gaussian, magnitude_prune, magnitude_threshold
 from rtl_tests.runner import checked_run
 
 #: name -> (spec, block parameters): 16, 8, 64, 256 and 2 states; n_in = 2; a survivor

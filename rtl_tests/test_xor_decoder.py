@@ -1,6 +1,6 @@
 """XOR-gate sequential decoder: cocotb on the generated Verilog, one run per parameter set.
 
-Stimuli come from the golden model (:mod:`models.xor`) here, in the pytest process, and
+Stimuli come from the golden model (:mod:`codesign.models.xor`) here, in the pytest process, and
 reach the testbench as an ``.npz`` (``RTL_STIMULI``): per case the matrix shape (m, n)
 the planes cover (what the simulator's rule attributes blocks by), the inputs (planes, B),
 the patches (plane, block, bit), the raw decoder output ``decode_planes`` at every
@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hw.xor_decoder import block_cycles
-from models.bitplanes import to_bitplanes
-from models.registry import get_format
-from models.specs import XorSpec
-from models.workloads import gaussian, magnitude_prune, quantize_symmetric
-from models.xor import decode_planes
+from codesign.hw.xor_decoder import block_cycles
+from codesign.models.bitplanes import to_bitplanes
+from codesign.models.registry import get_format
+from codesign.models.specs import XorSpec
+from codesign.models.workloads import gaussian, magnitude_prune, quantize_symmetric
+from codesign.models.xor import decode_planes
 from rtl_tests.runner import checked_run
 
 FORMAT = get_format("xor")

@@ -1,6 +1,6 @@
 """Closed-form cycle estimate of a pass, beside the event simulation.
 
-The machine of :mod:`sim.engine` is a tandem of three stages: the DRAM channel (one
+The machine of :mod:`codesign.sim.engine` is a tandem of three stages: the DRAM channel (one
 server, rows in order), D decoder units (row r on unit r mod D) and P lanes (row r on
 lane r mod P). For N identical rows — a bits, u decoder-unit cycles (decode or bank
 read, the slower), M = operands·B lane cycles — the last row finishes at the end of the
@@ -31,9 +31,9 @@ from fractions import Fraction
 
 import numpy as np
 
-from sim.arch import Arch
-from sim.engine import unit_cycles
-from sim.work import Pass
+from codesign.sim.arch import Arch
+from codesign.sim.engine import unit_cycles
+from codesign.sim.work import Pass
 
 #: Named bounds of :class:`Estimate`, in report order.
 BOUNDS = ("dram", "decoder", "lane", "decoder+lane")

@@ -5,7 +5,7 @@ A configuration names the architecture, the energy table and the layers::
     name: digits-csr                 # optional label
     energy_table: default            # or a YAML file overriding entries of the default
     seed: 0                          # activations X are drawn from it
-    arch:                            # every key optional (defaults of sim.arch.Arch)
+    arch:                            # every key optional (defaults of codesign.sim.arch.Arch)
       clock_ghz: 1.0
       lanes: 16
       decoders: 4
@@ -39,9 +39,9 @@ from typing import Any
 import jsonschema
 import yaml
 
-from models.registry import FORMATS
-from models.specs import SpecError, spec_class
-from sim.arch import Arch, ConfigError
+from codesign.models.registry import FORMATS
+from codesign.models.specs import SpecError, spec_class
+from codesign.sim.arch import Arch, ConfigError
 
 #: Formats that store floating-point values only (``quantize`` must be null).
 FLOAT_ONLY = ("lowrank",)

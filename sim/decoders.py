@@ -1,7 +1,7 @@
 """A layer's work, row by row, read from its encoded streams: the decoder timing rules.
 
-:func:`layer_work` turns an :class:`~models.format.Encoded` layer of any registered
-format into a :class:`~sim.work.LayerWork`. Per row of a pass it gives the compressed
+:func:`layer_work` turns an :class:`~codesign.models.format.Encoded` layer of any registered
+format into a :class:`~codesign.sim.work.LayerWork`. Per row of a pass it gives the compressed
 bits, the cycles one decoder unit needs to emit the row, and the operands (read from
 the golden decode of the streams, so the simulated product is the stored product).
 
@@ -21,7 +21,7 @@ cycle-exact against the cocotb measurements of their hw/ blocks):
 * ``dense``, ``lowrank``: no decoder (0 cycles). ``lowrank`` is two passes, V (r, n)
   then U (m, r), both dense.
 * ``bitmap``: ⌈n / slice_bits⌉ per row (:func:`slice_cycles`).
-* ``csr``, ``bmwm``, ``darb``: the steps of :func:`models.decode_cost.decode_cost` with
+* ``csr``, ``bmwm``, ``darb``: the steps of :func:`codesign.models.decode_cost.decode_cost` with
   ``index_units`` lanes (CSR pays its pointer latency per row).
 * ``relative``: one entry per cycle, padding entries included (:func:`relative_cycles`);
   operands are the entries, padding zero slots included (the EIE MAC processes them).
@@ -33,9 +33,9 @@ cycle-exact against the cocotb measurements of their hw/ blocks):
 * ``lbi``: one tile row (tile_cols mask bits) per cycle, ⌈n / tile_cols⌉ per row
   (:func:`lbi_cycles`); the first Iz load is the head, later loads are hidden.
 * ``xor``: a unit of the mask format's decoder (its rule on the ``mask_*`` streams,
-  :func:`models.xor.mask_encoding`; any mask format, ``viterbi`` and ``lbi`` included;
+  :func:`codesign.models.xor.mask_encoding`; any mask format, ``viterbi`` and ``lbi`` included;
   a ``relative`` mask decoder carries a 1-bit value) and ``value_bits`` XOR decoders,
-  one per bit-plane, in parallel (one :class:`~sim.work.DecoderUse` with
+  one per bit-plane, in parallel (one :class:`~codesign.sim.work.DecoderUse` with
   ``copies`` = value_bits). Per plane a block with k patches takes max(1, k) cycles,
   the plane's first block k + 1 when k ≥ 1 (:func:`xor_cycles`); a row takes the max
   over planes of the cycles attributed to it — the planes move in lockstep row by row,
@@ -43,7 +43,7 @@ cycle-exact against the cocotb measurements of their hw/ blocks):
   the mask rule.
 
 Rules without RTL (bitmap, csr, bmwm, darb, nm, block) are this project's
-reconstruction: ``block`` of their :class:`~sim.work.DecoderUse` is ``None`` and they
+reconstruction: ``block`` of their :class:`~codesign.sim.work.DecoderUse` is ``None`` and they
 model no output register (latency 0).
 """
 
@@ -55,11 +55,11 @@ from typing import Any
 
 import numpy as np
 
-from models.decode_cost import decode_cost
-from models.format import Encoded, ceil_log2
-from models.registry import get_format
-from models.xor import mask_encoding
-from sim.work import DecoderUse, LayerWork, Pass
+from codesign.models.decode_cost import decode_cost
+from codesign.models.format import Encoded, ceil_log2
+from codesign.models.registry import get_format
+from codesign.models.xor import mask_encoding
+from codesign.sim.work import DecoderUse, LayerWork, Pass
 
 __all__ = [
     "HEAD_CYCLES",
@@ -415,7 +415,7 @@ def layer_work(
         encoded: the layer in any registered format (shape (m, n)).
         bitmap_slice_bits: mask bits a bitmap decoder reads per cycle.
         index_units: lanes P of the csr / bmwm / darb index decoders
-            (:func:`models.decode_cost.decode_cost`).
+            (:func:`codesign.models.decode_cost.decode_cost`).
 
     Returns:
         The layer's passes (one, two for ``lowrank``) with per-row bits, decode cycles

@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from sim.arch import Arch, ConfigError
-from sim.work import Pass
+from codesign.sim.arch import Arch, ConfigError
+from codesign.sim.work import Pass
 
 #: Energy components of a report, in order.
 COMPONENTS = ("dram", "sram", "mac", "decoder")

@@ -34,8 +34,8 @@ from fractions import Fraction
 import numpy as np
 import simpy
 
-from sim.arch import Arch, ConfigError
-from sim.work import Pass
+from codesign.sim.arch import Arch, ConfigError
+from codesign.sim.work import Pass
 
 #: Lane cycle categories, in report order (they sum to the pass's cycles per lane).
 LANE_STATES = ("busy", "fill", "bandwidth", "decoder", "bank", "imbalance")

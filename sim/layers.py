@@ -6,17 +6,17 @@ from pathlib import Path
 
 import numpy as np
 
-from models.format import Encoded
-from models.registry import get_format
-from models.workloads import (
+from codesign.models.format import Encoded
+from codesign.models.registry import get_format
+from codesign.models.workloads import (
     load_digits_mlp,
     load_weights,
     parse_shape,
     quantize_symmetric,
     synthetic,
 )
-from sim.arch import ConfigError
-from sim.config import LayerConfig
+from codesign.sim.arch import ConfigError
+from codesign.sim.config import LayerConfig
 
 
 def source_weights(source: dict) -> list[tuple[str, np.ndarray]]:

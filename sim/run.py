@@ -1,9 +1,9 @@
 """One simulated layer: event simulation, closed form, energy and the product check.
 
-:func:`simulate_layer` runs every pass of a :class:`~sim.work.LayerWork` through
-:func:`sim.engine.simulate_pass` (passes run back to back, each from an empty
-pipeline), compares with :func:`sim.analytical.estimate_pass`, prices the actions with
-:func:`sim.energy.pass_energy` and checks the lanes' product against numpy's
+:func:`simulate_layer` runs every pass of a :class:`~codesign.sim.work.LayerWork` through
+:func:`codesign.sim.engine.simulate_pass` (passes run back to back, each from an empty
+pipeline), compares with :func:`codesign.sim.analytical.estimate_pass`, prices the actions with
+:func:`codesign.sim.energy.pass_energy` and checks the lanes' product against numpy's
 ``reference @ X``. :func:`summarize` turns results into the report's flat figures.
 """
 
@@ -15,15 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from sim.analytical import estimate_pass
-from sim.arch import Arch
-from sim.energy import COMPONENTS, pass_energy
-from sim.engine import LANE_STATES, PassResult, simulate_pass
-from sim.work import LayerWork
+from codesign.sim.analytical import estimate_pass
+from codesign.sim.arch import Arch
+from codesign.sim.energy import COMPONENTS, pass_energy
+from codesign.sim.engine import LANE_STATES, PassResult, simulate_pass
+from codesign.sim.work import LayerWork
 
 #: Relative gap between simulation and closed form below which they "agree".
 AGREEMENT = 0.02
-#: Lane stall categories (:data:`sim.engine.LANE_STATES` without ``busy``).
+#: Lane stall categories (:data:`codesign.sim.engine.LANE_STATES` without ``busy``).
 STALLS = LANE_STATES[1:]
 
 

@@ -8,10 +8,10 @@ import itertools
 import numpy as np
 import pytest
 
-from models.bounds import entropy_bound, gf2_rank_distribution, no_patch_probability
-from models.specs import XorSpec
-from models.workloads import WeightsError, gaussian
-from models.xor import XorFormat, encode_planes
+from codesign.models.bounds import entropy_bound, gf2_rank_distribution, no_patch_probability
+from codesign.models.specs import XorSpec
+from codesign.models.workloads import WeightsError, gaussian
+from codesign.models.xor import XorFormat, encode_planes
 
 
 def slow_rank(rows: list[int]) -> int:

@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from experiments.cli import main
-from models.registry import FORMATS
+from codesign.experiments.cli.main import main
+from codesign.models.registry import FORMATS
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -133,7 +133,7 @@ def test_console_script_exit_code():
         [
             sys.executable,
             "-m",
-            "experiments.cli",
+            "codesign.experiments.cli.main",
             "compress",
             "--format",
             "csr",

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from experiments.codesign_study import (
+from codesign.experiments.studies.codesign import (
     Candidate,
     QualityBound,
     decoder_params,
@@ -19,7 +19,7 @@ from experiments.codesign_study import (
     select,
     select_layers,
 )
-from experiments.store import DONE, FAILED, Outcome, Store
+from codesign.experiments.sweeps.store import DONE, FAILED, Outcome, Store
 
 DIGITS = {"model": "digits"}
 BIG = {"synthetic": "4096x4096", "distribution": "gaussian", "seed": 0}

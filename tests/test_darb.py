@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models.csr import CsrFormat
-from models.darb import (
+from codesign.models.csr import CsrFormat
+from codesign.models.darb import (
     BmwmFormat,
     DarbFormat,
     bmwm_block_for,
@@ -19,10 +19,10 @@ from models.darb import (
     darb_log_blocks_for,
     magnitude_row_counts,
 )
-from models.decode_cost import block_decode_cost, decode_cost
-from models.format import FormatError
-from models.specs import BmwmSpec, DarbSpec, NmSpec, SpecError
-from models.workloads import magnitude_mask
+from codesign.models.decode_cost import block_decode_cost, decode_cost
+from codesign.models.format import FormatError
+from codesign.models.specs import BmwmSpec, DarbSpec, NmSpec, SpecError
+from codesign.models.workloads import magnitude_mask
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 DTYPES = [np.float32, np.float64, np.float16, np.int8, np.int16, np.int32, np.uint8]
@@ -214,7 +214,7 @@ def test_zero_rows_and_dense_rows():
 
 
 def test_compress_reports_lossless_and_sparsity():
-    from models.report import report_layer
+    from codesign.models.report import report_layer
 
     w = np.random.default_rng(1).laplace(size=(40, 100)).astype(np.float32)
     for fmt, spec, s in ((BMWM, BmwmSpec(b=8), 0.875), (DARB, DarbSpec(), 0.9)):
@@ -377,7 +377,7 @@ def test_decode_cost_errors():
         decode_cost(enc, lanes=0)
     with pytest.raises(ValueError, match="code_latency"):
         block_decode_cost(4, np.zeros(2, dtype=np.int64), 1, 2, code_latency=-1)
-    from models.bitmap import BitmapFormat
+    from codesign.models.bitmap import BitmapFormat
 
     with pytest.raises(FormatError, match="bmwm, darb and csr"):
         decode_cost(BitmapFormat().encode(np.eye(3)), lanes=1)

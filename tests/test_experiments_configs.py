@@ -14,13 +14,19 @@ import numpy as np
 import pytest
 import yaml
 
-from experiments.cli import main
-from experiments.results_table import PARAM_UNITS, axis_label, names
-from experiments.runner import run_sweep
-from experiments.stages import STAGES, Stage, run_compress
-from experiments.store import CODE_VERSION_ENV, DONE, Store, point_key
-from experiments.sweep import SweepConfigError, expand, load_config, plan, validate_config
-from models.workloads import magnitude_mask, synthetic
+from codesign.experiments.cli.main import main
+from codesign.experiments.reports.results_table import PARAM_UNITS, axis_label, names
+from codesign.experiments.sweeps.config import (
+    SweepConfigError,
+    expand,
+    load_config,
+    plan,
+    validate_config,
+)
+from codesign.experiments.sweeps.runner import run_sweep
+from codesign.experiments.sweeps.stages import STAGES, Stage, run_compress
+from codesign.experiments.sweeps.store import CODE_VERSION_ENV, DONE, Store, point_key
+from codesign.models.workloads import magnitude_mask, synthetic
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "experiments" / "configs"

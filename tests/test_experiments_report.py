@@ -15,13 +15,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from experiments.expressions import ExpressionError, parse
-from experiments.figures import pareto_front
-from experiments.report import ReportError, write_report
-from experiments.runner import run_sweep
-from experiments.store import Store
-from experiments.sweep import SweepConfigError, expand, plan, swept_keys, validate_config
-from models.workloads import magnitude_mask, synthetic
+from codesign.experiments.reports.figures import pareto_front
+from codesign.experiments.reports.sweep_report import ReportError, write_report
+from codesign.experiments.sweeps.config import (
+    SweepConfigError,
+    expand,
+    plan,
+    swept_keys,
+    validate_config,
+)
+from codesign.experiments.sweeps.expressions import ExpressionError, parse
+from codesign.experiments.sweeps.runner import run_sweep
+from codesign.experiments.sweeps.store import Store
+from codesign.models.workloads import magnitude_mask, synthetic
 
 CODE = "report-features-test"
 SHAPE = (12, 40)

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.format import Encoded, FormatError
-from models.nm import nm_prune
-from models.registry import FORMATS, get_format
-from models.specs import BitmapSpec, BlockSpec, CsrSpec, DenseSpec, NmSpec, RelativeSpec
+from codesign.models.format import Encoded, FormatError
+from codesign.models.nm import nm_prune
+from codesign.models.registry import FORMATS, get_format
+from codesign.models.specs import BitmapSpec, BlockSpec, CsrSpec, DenseSpec, NmSpec, RelativeSpec
 
 SPECS = {
     "dense": [DenseSpec()],

@@ -1,4 +1,4 @@
-"""Tests of models.gf2 against a slow, independent uint8 reference implementation."""
+"""Tests of codesign.models.gf2 against a slow, independent uint8 reference implementation."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models import gf2
+from codesign.models import gf2
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 WIDTHS = [1, 2, 63, 64, 65, 127, 128, 129, 191, 200]

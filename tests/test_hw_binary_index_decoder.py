@@ -1,4 +1,4 @@
-"""hw.binary_index_decoder: registry entry, Verilog + sidecar, parameter checks, the beat
+"""codesign.hw.binary_index_decoder: registry entry, Verilog + sidecar, parameter checks, the beat
 split against the golden decode, synthesis against the expected gate counts, and an
 amaranth.sim run against the golden model."""
 
@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from hw import binary_index_decoder as bid
-from hw.blocks import get_block
-from hw.build import write
-from hw.synth import synthesize
-from models.lbi import LbiFormat
-from models.lbi_factorize import mask_from_codes
-from models.specs import CsrSpec, LbiSpec, SpecError
-from models.workloads import gaussian
+from codesign.hw import binary_index_decoder as bid
+from codesign.hw.blocks import get_block
+from codesign.hw.build import write
+from codesign.hw.synth import synthesize
+from codesign.models.lbi import LbiFormat
+from codesign.models.lbi_factorize import mask_from_codes
+from codesign.models.specs import CsrSpec, LbiSpec, SpecError
+from codesign.models.workloads import gaussian
 
 FORMAT = LbiFormat(max_miss=1.0)
 SPECS = [

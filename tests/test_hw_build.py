@@ -10,16 +10,16 @@ import re
 import pytest
 from stream_sim import run_stream
 
-from hw.blocks import BLOCKS, get_block
-from hw.build import verilog, write
-from hw.relative_decoder import MAX_COLS, MAX_ROW_WRAPS, RelativeDecoder, check_params
-from hw.synth import normalise_cell, synthesize
-from models.specs import CsrSpec, RelativeSpec
+from codesign.hw.blocks import BLOCKS, get_block
+from codesign.hw.build import verilog, write
+from codesign.hw.relative_decoder import MAX_COLS, MAX_ROW_WRAPS, RelativeDecoder, check_params
+from codesign.hw.synth import normalise_cell, synthesize
+from codesign.models.specs import CsrSpec, RelativeSpec
 
 
 def declared_ports(text: str) -> dict[str, tuple[str, int]]:
     """name -> (direction, width) from the module header's declarations, read
-    line by line (independent of hw.build's parser)."""
+    line by line (independent of codesign.hw.build's parser)."""
     ports = {}
     for line in text.splitlines():
         words = line.replace(";", " ").split()

@@ -1,4 +1,4 @@
-"""hw.viterbi_decompressor: registry entry, sidecar, parameter errors, synthesis against
+"""codesign.hw.viterbi_decompressor: registry entry, sidecar, parameter errors, synthesis against
 the expected cell counts, and an amaranth.sim check against the golden model."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import pytest
 from amaranth.hdl import Fragment
 from stream_sim import run_stream
 
-from hw.blocks import get_block
-from hw.build import verilog, write
-from hw.synth import synthesize
-from hw.viterbi_decompressor import (
+from codesign.hw.blocks import get_block
+from codesign.hw.build import verilog, write
+from codesign.hw.synth import synthesize
+from codesign.hw.viterbi_decompressor import (
     LATENCY,
     ViterbiDecompressor,
     check_params,
@@ -22,8 +22,8 @@ from hw.viterbi_decompressor import (
     expected_cells,
     live_state_bits,
 )
-from models.specs import RelativeSpec, ViterbiSpec
-from models.viterbi_decompressor import expand, taps, unpack_inputs
+from codesign.models.specs import RelativeSpec, ViterbiSpec
+from codesign.models.viterbi_decompressor import expand, taps, unpack_inputs
 
 #: The two synthesis sizes: the default VD and a wide one.
 SYNTH_SPECS = {

@@ -1,6 +1,6 @@
-"""hw.viterbi_search: registry entry, sidecar and ports, parameter checks, amaranth.sim
+"""codesign.hw.viterbi_search: registry entry, sidecar and ports, parameter checks, amaranth.sim
 runs against the golden fixed-point search (alone and driving the VD block), and the
-synthesised cell counts against :func:`hw.viterbi_search.expected_cells`."""
+synthesised cell counts against :func:`codesign.hw.viterbi_search.expected_cells`."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
-from hw.blocks import get_block
-from hw.build import write
-from hw.synth import synthesize
-from hw.viterbi_decompressor import ViterbiDecompressor
-from hw.viterbi_decompressor import input_layout as vd_input_layout
-from hw.viterbi_search import (
+from codesign.hw.blocks import get_block
+from codesign.hw.build import write
+from codesign.hw.synth import synthesize
+from codesign.hw.viterbi_decompressor import ViterbiDecompressor
+from codesign.hw.viterbi_decompressor import input_layout as vd_input_layout
+from codesign.hw.viterbi_search import (
     DEFAULT_MAX_SEGMENT,
     MAX_SEGMENT,
     ViterbiSearch,
@@ -31,9 +31,9 @@ from hw.viterbi_search import (
     state_classes,
     sum_patterns,
 )
-from models.specs import RelativeSpec, ViterbiSpec
-from models.viterbi_decompressor import expand, keep_table, pack_inputs
-from models.viterbi_search import metric_bits, viterbi_search_fixed
+from codesign.models.specs import RelativeSpec, ViterbiSpec
+from codesign.models.viterbi_decompressor import expand, keep_table, pack_inputs
+from codesign.models.viterbi_search import metric_bits, viterbi_search_fixed
 
 SPEC = ViterbiSpec(n_ff=4, n_in=1, n_out=3, n_c=2, threshold=1, segment=16)
 #: Relative tolerance of the synthesised gate count against ``expected_cells``'s

@@ -1,4 +1,4 @@
-"""hw.xor_decoder: registry entry, Verilog + sidecar, parameter checks, synthesis against
+"""codesign.hw.xor_decoder: registry entry, Verilog + sidecar, parameter checks, synthesis against
 the expected gate counts, and an amaranth.sim run against the golden model."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from hw import xor_decoder as xd
-from hw.blocks import get_block
-from hw.build import write
-from hw.synth import synthesize
-from models.specs import CsrSpec, SpecError, XorSpec
-from models.xor import decode_planes, xor_matrix
+from codesign.hw import xor_decoder as xd
+from codesign.hw.blocks import get_block
+from codesign.hw.build import write
+from codesign.hw.synth import synthesize
+from codesign.models.specs import CsrSpec, SpecError, XorSpec
+from codesign.models.xor import decode_planes, xor_matrix
 
 SPECS = [
     XorSpec(n_in=8, n_out=64, n_s=1),

@@ -8,17 +8,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.format import FormatError
-from models.lbi import LbiFormat
-from models.lbi_factorize import (
+from codesign.models.format import FormatError
+from codesign.models.lbi import LbiFormat
+from codesign.models.lbi_factorize import (
     calibrate,
     factorize,
     importance_scores,
     threshold_at,
     update_codes,
 )
-from models.specs import BitmapSpec, LbiSpec, SpecError
-from models.workloads import WeightsError, gaussian
+from codesign.models.specs import BitmapSpec, LbiSpec, SpecError
+from codesign.models.workloads import WeightsError, gaussian
 
 SEMIRINGS = ["bool", "gf2"]
 

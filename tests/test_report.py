@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from experiments.cli import main
-from experiments.report import ReportError, axis_label, write_report
-from experiments.runner import run_sweep
-from experiments.store import DONE, FAILED, Store
-from experiments.sweep import plan, validate_config
+from codesign.experiments.cli.main import main
+from codesign.experiments.reports.sweep_report import ReportError, axis_label, write_report
+from codesign.experiments.sweeps.config import plan, validate_config
+from codesign.experiments.sweeps.runner import run_sweep
+from codesign.experiments.sweeps.store import DONE, FAILED, Store
 
 CODE = "report-test"
 GRID = [

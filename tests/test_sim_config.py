@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import yaml
 
-from sim.arch import Arch, ConfigError
-from sim.config import load_config, parse_config
-from sim.energy import DEFAULT_TABLE, load_table, pass_energy, sized
-from sim.work import DecoderUse, Pass
+from codesign.sim.arch import Arch, ConfigError
+from codesign.sim.config import load_config, parse_config
+from codesign.sim.energy import DEFAULT_TABLE, load_table, pass_energy, sized
+from codesign.sim.work import DecoderUse, Pass
 
 CONFIGS = Path(__file__).resolve().parent.parent / "experiments" / "configs"
 
@@ -112,7 +112,7 @@ def test_every_example_config_is_valid():
 
 
 def test_the_example_configs_cover_every_format():
-    from models.registry import FORMATS
+    from codesign.models.registry import FORMATS
 
     used = set()
     for path in CONFIGS.glob("sim_*.yaml"):

@@ -1,4 +1,4 @@
-"""sim.decoders: per-row bits, decode cycles and operands of every format, against slow
+"""codesign.sim.decoders: per-row bits, decode cycles and operands of every format, against slow
 per-row re-derivations written here from the streams and the rules as stated."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from models.format import FormatError
-from models.lbi import LbiFormat
-from models.registry import FORMATS, get_format
-from models.specs import (
+from codesign.models.format import FormatError
+from codesign.models.lbi import LbiFormat
+from codesign.models.registry import FORMATS, get_format
+from codesign.models.specs import (
     BitmapSpec,
     BlockSpec,
     BmwmSpec,
@@ -25,7 +25,7 @@ from models.specs import (
     ViterbiSpec,
     XorSpec,
 )
-from sim.decoders import (
+from codesign.sim.decoders import (
     HEAD_CYCLES,
     LATENCY,
     kept_block_cycles,

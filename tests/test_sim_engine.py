@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.analytical import estimate_pass
-from sim.arch import Arch, ConfigError
-from sim.engine import LANE_STATES, simulate_pass
-from sim.work import Pass
+from codesign.sim.analytical import estimate_pass
+from codesign.sim.arch import Arch, ConfigError
+from codesign.sim.engine import LANE_STATES, simulate_pass
+from codesign.sim.work import Pass
 
 
 def make_pass(nnz, bits, decode, n=64, head=0, latency=1, seed=0) -> Pass:

@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 import yaml
 
-from experiments.cli import main
-from models.registry import FORMATS
-from models.workloads import synthetic
-from sim.analytical import estimate_pass
-from sim.arch import Arch
-from sim.config import FLOAT_ONLY, LayerConfig
-from sim.decoders import layer_work
-from sim.energy import COMPONENTS, load_table
-from sim.layers import encode_layer
-from sim.run import STALLS, simulate_layer, summarize
+from codesign.experiments.cli.main import main
+from codesign.models.registry import FORMATS
+from codesign.models.workloads import synthetic
+from codesign.sim.analytical import estimate_pass
+from codesign.sim.arch import Arch
+from codesign.sim.config import FLOAT_ONLY, LayerConfig
+from codesign.sim.decoders import layer_work
+from codesign.sim.energy import COMPONENTS, load_table
+from codesign.sim.layers import encode_layer
+from codesign.sim.run import STALLS, simulate_layer, summarize
 
 SMALL_SPECS = {
     "lbi": {"rank": 2, "tile_rows": 8, "tile_cols": 8},

@@ -10,10 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments.stages import run_compress, run_simulate, sim_config
-from experiments.sweep import SweepConfigError, expand, load_config, plan, validate_config
-from models.workloads import load_digits_mlp
-from sim.arch import Arch
+from codesign.experiments.sweeps.config import (
+    SweepConfigError,
+    expand,
+    load_config,
+    plan,
+    validate_config,
+)
+from codesign.experiments.sweeps.stages import run_compress, run_simulate, sim_config
+from codesign.models.workloads import load_digits_mlp
+from codesign.sim.arch import Arch
 
 CONFIGS = Path(__file__).resolve().parent.parent / "experiments" / "configs"
 TINY = {"synthetic": "16x32"}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from models.registry import FORMATS
-from models.specs import (
+from codesign.models.registry import FORMATS
+from codesign.models.specs import (
     BlockSpec,
     CsrSpec,
     NmSpec,

@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
-from experiments.runner import run_sweep
-from experiments.stages import Stage
-from experiments.store import (
+from codesign.experiments.sweeps.runner import run_sweep
+from codesign.experiments.sweeps.stages import Stage
+from codesign.experiments.sweeps.store import (
     CODE_VERSION_ENV,
     DONE,
     FAILED,
@@ -55,7 +55,7 @@ def test_key_is_sha256_of_canonical_json_and_ignores_dict_order():
 
 def test_key_is_stable_across_processes():
     script = (
-        "import json, sys; from experiments.store import point_key; "
+        "import json, sys; from codesign.experiments.sweeps.store import point_key; "
         "print(point_key(json.loads(sys.argv[1]), 'v1'))"
     )
     keys = set()

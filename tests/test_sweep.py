@@ -16,12 +16,18 @@ import numpy as np
 import pytest
 import yaml
 
-from experiments.cli import main
-from experiments.runner import run_sweep
-from experiments.stages import STAGES, Stage
-from experiments.store import CODE_VERSION_ENV, DONE, FAILED, Store, point_key
-from experiments.sweep import SweepConfigError, expand, load_config, plan, validate_config
-from models.specs import ViterbiSpec
+from codesign.experiments.cli.main import main
+from codesign.experiments.sweeps.config import (
+    SweepConfigError,
+    expand,
+    load_config,
+    plan,
+    validate_config,
+)
+from codesign.experiments.sweeps.runner import run_sweep
+from codesign.experiments.sweeps.stages import STAGES, Stage
+from codesign.experiments.sweeps.store import CODE_VERSION_ENV, DONE, FAILED, Store, point_key
+from codesign.models.specs import ViterbiSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 CODE = "test-code-version"
@@ -370,7 +376,7 @@ def committed(db: Path) -> dict:
 
 
 def start_sweep(cfg: Path, out: Path) -> subprocess.Popen:
-    argv = [sys.executable, "-m", "experiments.cli", "sweep", str(cfg)]
+    argv = [sys.executable, "-m", "codesign.experiments.cli.main", "sweep", str(cfg)]
     argv += ["--out", str(out), "--workers", "2", "--no-progress"]
     return subprocess.Popen(
         argv,

@@ -8,12 +8,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
 
-from models.format import FormatError
-from models.lowrank import LowrankFormat, budget_rank, energy_rank
-from models.report import report_layer
-from models.specs import LowrankSpec
-from models.trp import TrpConfig, rank_prune_step, train_trp
-from models.workloads import DigitsMLP, load_digits_mlp
+from codesign.models.format import FormatError
+from codesign.models.lowrank import LowrankFormat, budget_rank, energy_rank
+from codesign.models.report import report_layer
+from codesign.models.specs import LowrankSpec
+from codesign.models.trp import TrpConfig, rank_prune_step, train_trp
+from codesign.models.workloads import DigitsMLP, load_digits_mlp
 
 SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 LOWRANK = LowrankFormat()

@@ -13,20 +13,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models import gf2
-from models.format import FormatError
-from models.quality import kept_mass_ratio
-from models.specs import CsrSpec, SpecError, ViterbiSpec
-from models.viterbi import STRATEGIES, ViterbiFormat, calibrate
-from models.viterbi_decompressor import expand, expand_matrix, keep_table, taps
-from models.viterbi_search import (
+from codesign.models import gf2
+from codesign.models.format import FormatError
+from codesign.models.quality import kept_mass_ratio
+from codesign.models.specs import CsrSpec, SpecError, ViterbiSpec
+from codesign.models.viterbi import STRATEGIES, ViterbiFormat, calibrate
+from codesign.models.viterbi_decompressor import expand, expand_matrix, keep_table, taps
+from codesign.models.viterbi_search import (
     branch_scores,
     metric_bits,
     quantize_scores,
     viterbi_search,
     viterbi_search_fixed,
 )
-from models.workloads import WeightsError, gaussian, load_digits_mlp, magnitude_threshold
+from codesign.models.workloads import WeightsError, gaussian, load_digits_mlp, magnitude_threshold
 
 FMT = ViterbiFormat()
 

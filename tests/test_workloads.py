@@ -1,4 +1,5 @@
-"""Tests of models.workloads: synthetic weights, pruning, quantization, files, digits MLP."""
+"""Tests of codesign.models.workloads: synthetic weights, pruning, quantization, files, the
+digits MLP."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from safetensors.numpy import save_file
 
-from models.workloads import (
+from codesign.models.workloads import (
     DigitsMLP,
     WeightsError,
     check_sparsity,

@@ -11,14 +11,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models import gf2
-from models.bitplanes import planes_to_values, to_bitplanes
-from models.format import FormatError
-from models.report import report_encoded
-from models.specs import BitmapSpec, SpecError, XorSpec
-from models.workloads import gaussian, quantize_symmetric
-from models.xor import XorFormat, decode_planes, encode_planes, xor_matrix, xor_reference
-from models.xor_encode import encode_blocks
+from codesign.models import gf2
+from codesign.models.bitplanes import planes_to_values, to_bitplanes
+from codesign.models.format import FormatError
+from codesign.models.report import report_encoded
+from codesign.models.specs import BitmapSpec, SpecError, XorSpec
+from codesign.models.workloads import gaussian, quantize_symmetric
+from codesign.models.xor import XorFormat, decode_planes, encode_planes, xor_matrix, xor_reference
+from codesign.models.xor_encode import encode_blocks
 
 FMT = XorFormat()
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

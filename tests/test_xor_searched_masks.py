@@ -9,12 +9,12 @@ import math
 import numpy as np
 import pytest
 
-from models.format import FormatError
-from models.registry import get_format
-from models.report import report_encoded
-from models.specs import LbiSpec, SpecError, ViterbiSpec, XorSpec
-from models.workloads import gaussian, quantize_symmetric
-from models.xor import XorFormat, mask_spec
+from codesign.models.format import FormatError
+from codesign.models.registry import get_format
+from codesign.models.report import report_encoded
+from codesign.models.specs import LbiSpec, SpecError, ViterbiSpec, XorSpec
+from codesign.models.workloads import gaussian, quantize_symmetric
+from codesign.models.xor import XorFormat, mask_spec
 
 FMT = XorFormat()
 

@@ -1,6 +1,6 @@
 """Encoding efficiency of XOR-gate fixed-to-fixed encoding against the entropy bound.
 
-Run: ``python -m experiments.xor_study [--json OUT]`` (options: ``--n-in``,
+Run: ``python -m codesign.experiments.studies.xor [--json OUT]`` (options: ``--n-in``,
 ``--value-bits``, ``--seed``).
 
 Workload: a gaussian 256×512 layer (seed 0) magnitude-pruned to S = 0.9, quantized by
@@ -16,7 +16,7 @@ Tables:
 2. Per configuration: patches per block, the fraction of blocks with no patch, and
    input and patch bits per weight (over all planes).
 3. n_s = 1 blocks with no patch, measured on the layer above against the exact
-   probability (:func:`models.bounds.no_patch_probability`, Bernoulli care masks at
+   probability (:func:`codesign.models.bounds.no_patch_probability`, Bernoulli care masks at
    the layer's care fraction), plus the reference points of REFERENCES §2
    (100/10 and 100/16 at S = 0.9) measured on random planes with Bernoulli masks,
    ``SEEDS`` matrices × ``BLOCKS`` blocks, ± the standard error between matrices.
@@ -29,11 +29,11 @@ import json
 
 import numpy as np
 
-from experiments.tables import render
-from models.bounds import entropy_bound, no_patch_probability
-from models.specs import XorSpec
-from models.workloads import gaussian
-from models.xor import XorFormat, encode_planes
+from codesign.experiments.jobs.tables import render
+from codesign.models.bounds import entropy_bound, no_patch_probability
+from codesign.models.specs import XorSpec
+from codesign.models.workloads import gaussian
+from codesign.models.xor import XorFormat, encode_planes
 
 SPARSITY = 0.9
 RATIOS = (4, 6, 8, 10)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from models.report import LayerReport
+from codesign.models.report import LayerReport
 
 STORAGE_HEADER = (
     "layer",

@@ -3,7 +3,7 @@
 A config (YAML mapping)::
 
     name: small                       # optional, default: the file name
-    stages: [compress]                # names from experiments.stages.STAGES
+    stages: [compress]                # names from codesign.experiments.sweeps.stages.STAGES
     base:                             # values every point starts from
       workload: {synthetic: 64x64}
     grid:                             # every combination of the lists; a list of such
@@ -31,8 +31,8 @@ mapping's other keys. ``stages`` may also be set in ``base``, a grid or ``random
 (a list of stage-name lists): the points it reaches run those stages instead of the
 config's ``stages``, so one config can mix, say, compress points and prune points.
 ``objectives``, ``plots``, ``columns`` (derived columns) and ``comparisons`` are read by
-:mod:`experiments.report`, which documents them; their expressions
-(:mod:`experiments.expressions`) are parsed here, so a typo fails before the sweep runs.
+:mod:`codesign.experiments.reports.sweep_report`, which documents them; their expressions
+(:mod:`.expressions`) are parsed here, so a typo fails before the sweep runs.
 
 A point is a JSON dict: ``workload`` ({synthetic: MxN, distribution, seed} | {model:
 digits} | {weights: FILE}, or None), ``format``, ``spec`` (every field of the format's
@@ -61,12 +61,12 @@ import jsonschema
 import numpy as np
 import yaml
 
-from experiments.compress import MODELS
-from experiments.expressions import ExpressionError, parse
-from experiments.stages import STAGES, Point, Stage
-from experiments.store import point_key
-from models.registry import FORMATS
-from models.specs import SpecError, spec_class
+from codesign.experiments.jobs.compress import MODELS
+from codesign.experiments.sweeps.expressions import ExpressionError, parse
+from codesign.experiments.sweeps.stages import STAGES, Point, Stage
+from codesign.experiments.sweeps.store import point_key
+from codesign.models.registry import FORMATS
+from codesign.models.specs import SpecError, spec_class
 
 
 class SweepConfigError(ValueError):
@@ -177,7 +177,7 @@ def _object(props: dict[str, Any], required: Iterable[str] = ()) -> dict[str, An
 
 
 def _report_schemas() -> dict[str, dict[str, Any]]:
-    """Schemas of the keys :mod:`experiments.report` reads."""
+    """Schemas of the keys :mod:`codesign.experiments.reports.sweep_report` reads."""
     reference = _object(
         {
             "label": {"type": "string"},

@@ -21,8 +21,8 @@ layer and every candidate) and ``codesign.png``/``.svg``.
 
 ::
 
-    python -m experiments.codesign_study pareto results/sweeps/exp7
-    python -m experiments.codesign_study select results/sweeps/exp8_digits \\
+    python -m codesign.experiments.studies.codesign pareto results/sweeps/exp7
+    python -m codesign.experiments.studies.codesign select results/sweeps/exp8_digits \\
         results/sweeps/exp8_4096 --out results/exp8
 """
 
@@ -39,9 +39,9 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from experiments.report import workload_label
-from experiments.store import DONE, Store
-from models.specs import spec_class
+from codesign.experiments.reports.sweep_report import workload_label
+from codesign.experiments.sweeps.store import DONE, Store
+from codesign.models.specs import spec_class
 
 #: Metric names the study reads (see the simulate stage).
 ENERGY, THROUGHPUT, BITS = "pj_per_mac", "gops", "bits_per_weight"
@@ -523,7 +523,7 @@ def run_select(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m experiments.codesign_study", description=__doc__.splitlines()[0]
+        prog="python -m codesign.experiments.studies.codesign", description=__doc__.splitlines()[0]
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("pareto", help="experiment 7: energy vs throughput Pareto figure")

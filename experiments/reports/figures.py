@@ -22,7 +22,7 @@ A plot (config key ``plots``)::
         - {column: entropy_bound}                   # a column's mean per x, per panel
         # any reference may carry for_y: Y to be drawn only in the panels of y column Y
 
-Axis labels carry units (:func:`experiments.results_table.axis_label`); the legend
+Axis labels carry units (:func:`codesign.experiments.reports.results_table.axis_label`); the legend
 sits outside the panels, a colour bar labels the ``color`` column. SVG text stays text
 (``svg.fonttype: none``), so labels can be searched and edited.
 """
@@ -43,7 +43,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
-from experiments.results_table import (
+from codesign.experiments.reports.results_table import (
     ReportError,
     Table,
     axis_label,
@@ -54,8 +54,8 @@ from experiments.results_table import (
     names,
     select_rows,
 )
-from experiments.store import DONE
-from experiments.sweep import REFERENCE_KINDS
+from codesign.experiments.sweeps.config import REFERENCE_KINDS
+from codesign.experiments.sweeps.store import DONE
 
 #: y metrics a default plot prefers, in order.
 PREFERRED_Y = ("index_bits_per_weight", "accuracy_finetuned", "cells", "total_bits")

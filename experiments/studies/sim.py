@@ -1,6 +1,6 @@
 """Every format on the simulated accelerator: the digits MLP and a 4096×4096 layer.
 
-``python -m experiments.sim_study [--size 4096] [--out results/sim]`` runs the example
+``python -m codesign.experiments.studies.sim [--size 4096] [--out results/sim]`` runs the example
 configurations (``experiments/configs/sim_<name>.yaml``, one per format plus viterbi
 masks with XOR-coded values: spec,
 sparsity, quantization, the default accelerator) on the digits MLP and on one Gaussian
@@ -22,13 +22,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from experiments.simulate import run_config  # noqa: E402
-from experiments.tables import render  # noqa: E402
-from models.registry import FORMATS  # noqa: E402
-from sim.config import load_config  # noqa: E402
-from sim.energy import COMPONENTS  # noqa: E402
+from codesign.experiments import CONFIGS  # noqa: E402
+from codesign.experiments.jobs.simulate import run_config  # noqa: E402
+from codesign.experiments.jobs.tables import render  # noqa: E402
+from codesign.models.registry import FORMATS  # noqa: E402
+from codesign.sim.config import load_config  # noqa: E402
+from codesign.sim.energy import COMPONENTS  # noqa: E402
 
-CONFIGS = Path(__file__).resolve().parent / "configs"
 #: Spec replacements on the large layer (the digits tiles are sized for fc3's 10 rows).
 LARGE_SPECS = {"lbi": {"rank": 8, "tile_rows": 64, "tile_cols": 64, "semiring": "gf2"}}
 

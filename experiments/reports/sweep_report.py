@@ -1,6 +1,6 @@
 """`codesign report DIR`: a sweep's results as CSV, plots and a Markdown summary.
 
-Reads the store of a sweep directory (:mod:`experiments.store`) and writes, into the
+Reads the store of a sweep directory (:mod:`codesign.experiments.sweeps.store`) and writes, into the
 same directory unless told otherwise:
 
 - ``results.csv``: one row per point of the last sweep run in sweep order — ``index``,
@@ -8,11 +8,11 @@ same directory unless told otherwise:
   parameters flattened (``workload`` label, ``workload.*``, ``format``, ``spec.*``,
   ``sparsity``, ``quantize``, ``arch.*``, stage fields, ``stages``; a parameter that is
   empty for every point is left out), the metrics, the derived columns the config
-  declares (``columns``, :mod:`experiments.results_table`), then ``seconds``,
+  declares (``columns``, :mod:`codesign.experiments.reports.results_table`), then ``seconds``,
   ``finished`` (UTC, ISO 8601), ``worker``, ``attempts``, ``error_type`` and
   ``error_message``;
 - ``plots/plotN-Y-vs-X.png`` and ``.svg`` for each plot the config declares
-  (:mod:`experiments.figures`), or one default plot;
+  (:mod:`codesign.experiments.reports.figures`), or one default plot;
 - ``summary.md``: counts and compute time, the comparison tables, the derived columns'
   definitions, the best points per objective, the figures (with each Pareto front's
   points), the failures.
@@ -41,8 +41,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from experiments.figures import caption, default_plot, draw_plot, pareto_rows
-from experiments.results_table import (
+from codesign.experiments.reports.figures import caption, default_plot, draw_plot, pareto_rows
+from codesign.experiments.reports.results_table import (
     PENDING,
     ReportError,
     Table,
@@ -57,8 +57,8 @@ from experiments.results_table import (
     workload_label,
     write_csv,
 )
-from experiments.store import DONE, FAILED, Row, Store, code_version
-from experiments.sweep import swept_keys
+from codesign.experiments.sweeps.config import swept_keys
+from codesign.experiments.sweeps.store import DONE, FAILED, Row, Store, code_version
 
 __all__ = [
     "CSV_FILE",

@@ -8,11 +8,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from experiments.compress import compress_json, compress_layers, load_layers
-from experiments.tables import STORAGE_HEADER, extras_table, render, storage_row
-from models.registry import FORMATS, get_format
-from models.report import total_report
-from models.specs import parse_spec
+from codesign.experiments.jobs.compress import compress_json, compress_layers, load_layers
+from codesign.experiments.jobs.tables import STORAGE_HEADER, extras_table, render, storage_row
+from codesign.models.registry import FORMATS, get_format
+from codesign.models.report import total_report
+from codesign.models.specs import parse_spec
 
 
 def _cmd_formats(args: argparse.Namespace) -> int:
@@ -57,7 +57,7 @@ def _cmd_compress(args: argparse.Namespace) -> int:
 
 
 def _cmd_prune(args: argparse.Namespace) -> int:
-    from experiments.prune import prune_command
+    from codesign.experiments.jobs.prune import prune_command
 
     set_workers(args.workers)
     doc = prune_command(args.method, args.sparsity, args.spec, args.finetune_epochs, args.seed)
@@ -89,8 +89,8 @@ def _cmd_prune(args: argparse.Namespace) -> int:
 
 
 def _cmd_verilog(args: argparse.Namespace) -> int:
-    from experiments.hardware import block_spec
-    from hw.build import write
+    from codesign.experiments.jobs.hardware import block_spec
+    from codesign.hw.build import write
 
     block, spec, params = block_spec(args.block, args.spec)
     v_path, json_path = write(block.name, spec, args.out, **params)
@@ -99,8 +99,8 @@ def _cmd_verilog(args: argparse.Namespace) -> int:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from experiments.hardware import block_spec
-    from hw.synth import synthesize
+    from codesign.experiments.jobs.hardware import block_spec
+    from codesign.hw.synth import synthesize
 
     block, spec, params = block_spec(args.block, args.spec)
     stats = synthesize(block.name, spec, **params)
@@ -117,8 +117,8 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from experiments.simulate import render_report, run_config
-    from sim.config import load_config
+    from codesign.experiments.jobs.simulate import render_report, run_config
+    from codesign.sim.config import load_config
 
     doc = run_config(load_config(args.config), synth=not args.no_synth)
     print(render_report(doc))
@@ -128,7 +128,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from experiments.demo import run_demo
+    from codesign.experiments.cli.demo import run_demo
 
     run_demo(Path(args.out))
     return 0
@@ -181,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_compress)
 
-    from experiments.prune import METHODS
+    from codesign.experiments.jobs.prune import METHODS
 
     p = sub.add_parser("prune", help="prune the digits MLP, fine-tune, report accuracy")
     p.add_argument("--model", choices=["digits"], default="digits", help="the model to prune")
@@ -204,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="OUT", help="also write the result as JSON")
     p.set_defaults(func=_cmd_prune)
 
-    from hw.blocks import BLOCKS
+    from codesign.hw.blocks import BLOCKS
 
     for command, func, text in (
         ("verilog", _cmd_verilog, "generate a decoder block's Verilog and JSON sidecar"),
@@ -234,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_simulate)
 
-    from experiments.sweep_cli import add_commands
+    from codesign.experiments.cli.sweep import add_commands
 
     add_commands(sub)
 

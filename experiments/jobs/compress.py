@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from models.format import Format
-from models.registry import get_format
-from models.report import LayerReport, report_layer, total_report
-from models.specs import Spec
-from models.workloads import (
+from codesign.models.format import Format
+from codesign.models.registry import get_format
+from codesign.models.report import LayerReport, report_layer, total_report
+from codesign.models.specs import Spec
+from codesign.models.workloads import (
     check_sparsity,
     check_weights,
     load_digits_mlp,

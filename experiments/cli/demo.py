@@ -23,12 +23,12 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from experiments.compress import compress_json, load_layers
-from experiments.tables import STORAGE_HEADER, render, storage_row
-from models.registry import FORMATS
-from models.report import LayerReport, report_encoded, total_report
-from models.specs import BmwmSpec, LbiSpec, Spec
-from models.workloads import load_digits_mlp
+from codesign.experiments.jobs.compress import compress_json, load_layers
+from codesign.experiments.jobs.tables import STORAGE_HEADER, render, storage_row
+from codesign.models.registry import FORMATS
+from codesign.models.report import LayerReport, report_encoded, total_report
+from codesign.models.specs import BmwmSpec, LbiSpec, Spec
+from codesign.models.workloads import load_digits_mlp
 
 DEMO_SPARSITY = 0.9
 FINETUNE_EPOCHS = 10
@@ -79,8 +79,8 @@ def _section(title: str) -> None:
 def demo_hardware(out: Path, spec: Spec) -> None:
     """Write the ``viterbi`` block of ``spec`` (Verilog + sidecar) to ``out`` and print
     its synthesis statistics."""
-    from hw.build import write
-    from hw.synth import synthesize
+    from codesign.hw.build import write
+    from codesign.hw.synth import synthesize
 
     v_path, json_path = write("viterbi", spec, out)
     stats = synthesize("viterbi", spec)
@@ -97,9 +97,10 @@ DEMO_SIMULATIONS = ("csr", "viterbi", "viterbi_xor")
 def demo_simulate(out: Path) -> None:
     """Simulate the MLP under :data:`DEMO_SIMULATIONS`; print one line per
     configuration, write ``out``/simulate.json."""
-    from experiments.sim_study import CONFIGS, study_table
-    from experiments.simulate import run_config
-    from sim.config import load_config
+    from codesign.experiments import CONFIGS
+    from codesign.experiments.jobs.simulate import run_config
+    from codesign.experiments.studies.sim import study_table
+    from codesign.sim.config import load_config
 
     docs, rows = [], []
     for name in DEMO_SIMULATIONS:
@@ -116,8 +117,8 @@ def demo_simulate(out: Path) -> None:
 def demo_sweep(out: Path) -> None:
     """Run ``experiments/configs/sweep_demo.yaml`` into ``out`` and write its report
     there (as `codesign sweep CONFIG --out DIR --report`)."""
-    from experiments.sim_study import CONFIGS
-    from experiments.sweep_cli import add_commands
+    from codesign.experiments import CONFIGS
+    from codesign.experiments.cli.sweep import add_commands
 
     parser = argparse.ArgumentParser(prog="codesign")
     add_commands(parser.add_subparsers(dest="command", required=True))

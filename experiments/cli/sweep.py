@@ -1,7 +1,7 @@
 """`codesign sweep` and `codesign report`: their arguments and handlers.
 
 :func:`add_commands` registers both on the `codesign` parser's subcommands
-(:func:`experiments.cli.build_parser`).
+(:func:`codesign.experiments.cli.main.build_parser`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ EXIT_INTERRUPTED = 130
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Run (or resume) the sweep of ``args.config`` into ``args.out``; with
     ``args.report``, then write its report there."""
-    from experiments.runner import run_sweep
-    from experiments.store import Store, code_version
-    from experiments.sweep import load_config, plan
+    from codesign.experiments.sweeps.config import load_config, plan
+    from codesign.experiments.sweeps.runner import run_sweep
+    from codesign.experiments.sweeps.store import Store, code_version
 
     if args.scheduler is not None and args.workers is not None:
         raise ValueError(
@@ -71,7 +71,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _write_report(directory: Path | str, out: Path | str | None) -> None:
-    from experiments.report import write_report
+    from codesign.experiments.reports.sweep_report import write_report
 
     files = write_report(directory, out)
     print(f"wrote {files.csv}")

@@ -1,6 +1,6 @@
 """Decode-cost metrics of a workload stored in BMWM, DARB or CSR, for sweep stages.
 
-The cost model is :mod:`models.decode_cost` (a reconstruction, REFERENCES §4): per row,
+The cost model is :mod:`codesign.models.decode_cost` (a reconstruction, REFERENCES §4): per row,
 the operations producing its column indices and the sequential steps with ``lanes``
 index units. Here the layers' costs are summed into one set of figures per point.
 """
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from experiments.compress import Layer, prepare
-from models.decode_cost import decode_cost
-from models.format import Format
-from models.specs import Spec
+from codesign.experiments.jobs.compress import Layer, prepare
+from codesign.models.decode_cost import decode_cost
+from codesign.models.format import Format
+from codesign.models.specs import Spec
 
 #: Formats with a decode-cost model.
 DECODE_COST_FORMATS = ("bmwm", "darb", "csr")

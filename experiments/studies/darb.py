@@ -1,15 +1,15 @@
 """DARB study: accuracy vs pruning ratio on the digits MLP, index cost and decode cost.
 
-Usage: python -m experiments.darb_study [--epochs 10] [--lanes 8] [--json OUT]
+Usage: python -m codesign.experiments.studies.darb [--epochs 10] [--lanes 8] [--json OUT]
 
 Every method prunes all three layers of the digits MLP, the masks are held fixed for
 ``--epochs`` epochs of fine-tuning (:meth:`DigitsMLP.finetune`), and the held-out
 accuracy is measured. Methods: magnitude (irregular, stored in CSR), coarse block
-pruning (4×4 blocks, :func:`models.block.block_prune`), BMWM (b = 2..32, sparsity
+pruning (4×4 blocks, :func:`codesign.models.block.block_prune`), BMWM (b = 2..32, sparsity
 1 − 1/b) and DARB (max_block 64) at several target rates. For each method the study
 reports the highest pruning ratio (weights / kept weights) whose fine-tuned accuracy
 is within ``--tolerance`` (absolute, default 0.01) of the dense accuracy, with the
-index bits per weight and the decode cost (:mod:`models.decode_cost`, ``--lanes`` P)
+index bits per weight and the decode cost (:mod:`codesign.models.decode_cost`, ``--lanes`` P)
 beside those of CSR storing the same pruned matrices.
 """
 
@@ -23,14 +23,14 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from experiments.tables import render
-from models.block import BlockFormat
-from models.csr import CsrFormat
-from models.darb import BmwmFormat, DarbFormat
-from models.decode_cost import decode_cost
-from models.format import Encoded, Format
-from models.specs import BlockSpec, BmwmSpec, CsrSpec, DarbSpec, Spec
-from models.workloads import DigitsMLP, load_digits_mlp
+from codesign.experiments.jobs.tables import render
+from codesign.models.block import BlockFormat
+from codesign.models.csr import CsrFormat
+from codesign.models.darb import BmwmFormat, DarbFormat
+from codesign.models.decode_cost import decode_cost
+from codesign.models.format import Encoded, Format
+from codesign.models.specs import BlockSpec, BmwmSpec, CsrSpec, DarbSpec, Spec
+from codesign.models.workloads import DigitsMLP, load_digits_mlp
 
 RATES = (0.5, 0.75, 0.8, 0.85, 0.875, 0.9, 0.9375, 0.95, 0.96875, 0.98)
 BMWM_BLOCKS = (2, 4, 8, 16, 32)

@@ -23,13 +23,16 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import codesign.models
+
 #: File name of the store inside a sweep directory.
 STORE_FILE = "results.sqlite"
 #: Directories (relative to the project root) whose ``*.py`` files make the code version.
 SOURCE_DIRS = ("models", "hw", "sim", "experiments")
 #: Environment variable that, when set, replaces the computed code version.
 CODE_VERSION_ENV = "CODESIGN_CODE_VERSION"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: The folder holding the subpackages of SOURCE_DIRS (the checkout, or the installed package).
+SOURCE_ROOT = Path(codesign.models.__file__).resolve().parent.parent
 
 #: Row statuses; a point without a row is pending.
 DONE, FAILED = "done", "failed"
@@ -68,7 +71,7 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
-def code_version(root: Path = PROJECT_ROOT, dirs: Sequence[str] = SOURCE_DIRS) -> str:
+def code_version(root: Path = SOURCE_ROOT, dirs: Sequence[str] = SOURCE_DIRS) -> str:
     """SHA-256 (hex) over the relative path and bytes of every ``*.py`` file under
     ``root``/``dirs``, in sorted path order. ``$CODESIGN_CODE_VERSION``, when set,
     is returned instead (to pin a store to a version on purpose)."""

@@ -1,6 +1,6 @@
 """Viterbi-based pruning against magnitude pruning + CSR / relative indexing.
 
-Run: ``python -m experiments.viterbi_study [--json OUT]``.
+Run: ``python -m codesign.experiments.studies.viterbi [--json OUT]``.
 
 For each sparsity (80 / 90 / 95 %) and two workloads — a synthetic gaussian 1024×1024
 (seed 0) and the digits MLP (all three layers together) — one row per method:
@@ -29,13 +29,13 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from experiments.tables import render
-from models.format import Format
-from models.registry import get_format
-from models.report import LayerReport, report_encoded, report_layer, total_report
-from models.specs import CsrSpec, RelativeSpec, Spec, ViterbiSpec
-from models.viterbi import ViterbiFormat
-from models.workloads import DigitsMLP, gaussian, load_digits_mlp, magnitude_prune
+from codesign.experiments.jobs.tables import render
+from codesign.models.format import Format
+from codesign.models.registry import get_format
+from codesign.models.report import LayerReport, report_encoded, report_layer, total_report
+from codesign.models.specs import CsrSpec, RelativeSpec, Spec, ViterbiSpec
+from codesign.models.viterbi import ViterbiFormat
+from codesign.models.workloads import DigitsMLP, gaussian, load_digits_mlp, magnitude_prune
 
 SPARSITIES = (0.8, 0.9, 0.95)
 FINETUNE_EPOCHS = 10

@@ -1,9 +1,9 @@
 """TRP study: trained rank pruning of the digits MLP at several energy thresholds.
 
-Usage: python -m experiments.trp_study [--energies 0.9 0.95 0.97 0.99] [--epochs 20]
+Usage: python -m codesign.experiments.studies.trp [--energies 0.9 0.95 0.97 0.99] [--epochs 20]
        [--period 20] [--lam 3e-4] [--json OUT]
 
-For each energy e, :func:`models.trp.train_trp` trains the MLP with a rank-pruning step
+For each energy e, :func:`codesign.models.trp.train_trp` trains the MLP with a rank-pruning step
 every ``--period`` minibatches and deploys it as two thin layers per layer. Reported:
 the rank of each layer (of its full rank), parameter and MAC reduction vs dense, and
 held-out accuracy of the deployed factored model beside the dense baseline and beside
@@ -16,9 +16,9 @@ import argparse
 import json
 from typing import Any
 
-from experiments.tables import render
-from models.trp import TrpConfig, TrpResult, train_trp
-from models.workloads import load_digits_mlp
+from codesign.experiments.jobs.tables import render
+from codesign.models.trp import TrpConfig, TrpResult, train_trp
+from codesign.models.workloads import load_digits_mlp
 
 
 def run_study(

@@ -10,7 +10,7 @@ A derived column (config key ``columns``, computed in order, so a later one may 
 earlier one)::
 
     - name: index_vs_csr                         # a new column name
-      expr: index_bits / baseline.index_bits - 1 # an expression (experiments.expressions)
+      expr: index_bits / baseline.index_bits - 1 # an expression (sweeps.expressions)
       unit: fraction                             # optional, for axis labels
       baseline:                                  # optional: baseline.C is column C of
         where: {format: csr, stages: compress}   #   the one done row matching where
@@ -32,10 +32,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from experiments.expressions import Expression, ExpressionError, parse
-from experiments.stages import STAGES
-from experiments.store import DONE, Row
-from experiments.sweep import COMMON_FIELDS
+from codesign.experiments.sweeps.config import COMMON_FIELDS
+from codesign.experiments.sweeps.expressions import Expression, ExpressionError, parse
+from codesign.experiments.sweeps.stages import STAGES
+from codesign.experiments.sweeps.store import DONE, Row
 
 PENDING = "pending"
 BASELINE = "baseline."
@@ -129,7 +129,8 @@ def build_table(
     points: Sequence[tuple[str, dict]], rows: dict[str, Row], swept: Sequence[str] = ()
 ) -> Table:
     """Flatten the sweep's points and their stored rows (a point without a row is
-    pending); ``swept``: the config keys that vary (:func:`experiments.sweep.swept_keys`)."""
+    pending); ``swept``: the config keys that vary
+    (:func:`codesign.experiments.sweeps.config.swept_keys`)."""
     out, params, metrics = [], {}, {}
     for index, (key, point) in enumerate(points):
         flat = _flatten(point)

@@ -1,12 +1,12 @@
 """Every pruning method on the digits MLP at 80 / 90 / 95 % sparsity, side by side.
 
-Run: ``python -m experiments.accuracy_study [--epochs 10] [--json OUT]``.
+Run: ``python -m codesign.experiments.studies.accuracy [--epochs 10] [--json OUT]``.
 
-One row per (method, target sparsity) through :func:`experiments.prune.prune_command`
+One row per (method, target sparsity) through :func:`codesign.experiments.jobs.prune.prune_command`
 (the same path as ``codesign prune``): kept fraction, index bits per weight, total bits
 (float32 values), held-out accuracy after pruning and after masked fine-tuning.
 BMWM keeps one weight per block, so its rate is 1 − 1/b: it runs at the smallest b
-reaching the target (``models.darb.bmwm_block_for``); LBI uses rank 2 on 10×10 GF(2)
+reaching the target (``codesign.models.darb.bmwm_block_for``); LBI uses rank 2 on 10×10 GF(2)
 tiles (:data:`LBI_SPEC`). TRP has no sparsity knob: it runs
 at SVD energies 0.9 / 0.95 / 0.97 and its "kept" column is deployed/dense parameters.
 """
@@ -17,9 +17,9 @@ import argparse
 import json
 from typing import Any
 
-from experiments.prune import prune_command
-from experiments.tables import render
-from models.darb import bmwm_block_for
+from codesign.experiments.jobs.prune import prune_command
+from codesign.experiments.jobs.tables import render
+from codesign.models.darb import bmwm_block_for
 
 SPARSITIES = (0.8, 0.9, 0.95)
 SPARSE_METHODS = ("magnitude", "viterbi", "lbi", "bmwm", "darb", "block")

@@ -2,7 +2,7 @@
 
 A stage is a function ``point -> {metric: number | str | bool}`` plus what the sweep
 needs to check a point before running it (:class:`Stage`). A point is a small JSON
-dict (see :mod:`experiments.sweep`): ``workload``, ``format``, ``spec`` (every field of
+dict (see :mod:`.config`): ``workload``, ``format``, ``spec`` (every field of
 the format's spec), ``sparsity``, ``quantize``, ``arch`` and ``stages``, plus the extra
 fields its stages declare (``method``, ``finetune_epochs``, ``seed`` for ``prune``;
 ``layer``, ``synth``, ``energy_table``, ``quality``, ``finetune_epochs``, ``seed`` for
@@ -26,17 +26,17 @@ import json
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from experiments.compress import Layer, compress_layers, load_layers
-from experiments.decode_metrics import (
+from codesign.experiments.jobs.compress import Layer, compress_layers, load_layers
+from codesign.experiments.jobs.decode_metrics import (
     DECODE_COST_FORMATS,
     DECODE_UNITS,
     DEFAULT_LANES,
     check_lanes,
     decode_metrics,
 )
-from models.registry import get_format
-from models.report import LayerReport, total_report
-from models.specs import Spec
+from codesign.models.registry import get_format
+from codesign.models.report import LayerReport, total_report
+from codesign.models.specs import Spec
 
 #: A point of a sweep: a JSON-serialisable dict.
 Point = dict[str, Any]
@@ -175,7 +175,7 @@ def run_compress(point: Point) -> Metrics:
     ``sparsity`` with the format's structure when given, after quantizing to
     ``quantize`` bits when given); :func:`storage_metrics` of the layers, and for
     BMWM, DARB and CSR their decode cost with ``arch.index_units`` index units
-    (:func:`experiments.decode_metrics.decode_metrics`)."""
+    (:func:`codesign.experiments.jobs.decode_metrics.decode_metrics`)."""
     layers = workload_layers(point["workload"])
     fmt, spec = get_format(point["format"]), point_spec(point)
     reports = compress_layers(layers, fmt, spec, point["sparsity"], point["quantize"])
@@ -231,7 +231,7 @@ register(
 
 @functools.lru_cache(maxsize=1)
 def _digits_mlp() -> Any:
-    from models.workloads import load_digits_mlp
+    from codesign.models.workloads import load_digits_mlp
 
     return load_digits_mlp()
 
@@ -241,7 +241,7 @@ def run_prune(point: Point) -> Metrics:
     point's spec), fine-tune ``finetune_epochs`` epochs with the masks fixed (``trp``:
     train that many epochs at the spec's energy); accuracy (fraction correct on the
     held-out split) dense, pruned and fine-tuned, kept fraction and storage."""
-    from experiments.prune import prune_mlp, trp_mlp
+    from codesign.experiments.jobs.prune import prune_mlp, trp_mlp
 
     mlp = _digits_mlp()
     spec, epochs, seed = point_spec(point), point["finetune_epochs"], point["seed"]
@@ -257,7 +257,7 @@ def run_prune(point: Point) -> Metrics:
 
 def prune_format(method: str) -> str:
     """The format a pruning method's result is stored in (``trp``: lowrank)."""
-    from experiments.prune import method_format
+    from codesign.experiments.jobs.prune import method_format
 
     return "lowrank" if method == "trp" else method_format(method)
 
@@ -269,7 +269,7 @@ def derive_prune(point: Point) -> dict[str, Any]:
 
 
 def check_prune(point: Point) -> None:
-    from experiments.prune import METHODS
+    from codesign.experiments.jobs.prune import METHODS
 
     method = point["method"]
     if method is None:
@@ -294,7 +294,7 @@ def check_prune(point: Point) -> None:
 
 
 def _prune_fields() -> dict[str, dict[str, Any]]:
-    from experiments.prune import METHODS
+    from codesign.experiments.jobs.prune import METHODS
 
     return {
         "method": {"enum": list(METHODS), "default": None},
@@ -329,7 +329,7 @@ register(
 
 
 def _block_of(point: Point) -> Any:
-    from hw.blocks import BLOCKS, get_block
+    from codesign.hw.blocks import BLOCKS, get_block
 
     name = point["arch"].get("block", point["format"])
     if "block" not in point["arch"] and name not in BLOCKS:
@@ -345,11 +345,11 @@ def _block_params(point: Point, block: Any) -> dict[str, Any]:
 
 
 def run_synth(point: Point) -> Metrics:
-    """Generic gate-level synthesis (:func:`hw.synth.synthesize`) of the point's block
+    """Generic gate-level synthesis (:func:`codesign.hw.synth.synthesize`) of the point's block
     (``arch.block``, default: the block named like the format) elaborated from its
     spec and the block parameters among its ``arch`` keys: total cells, flip-flops,
     logic cells (the others) and logic depth."""
-    from hw.synth import synthesize
+    from codesign.hw.synth import synthesize
 
     block = _block_of(point)
     stats = synthesize(block.name, point_spec(point), **_block_params(point, block))
@@ -400,14 +400,14 @@ register(
 
 
 def _sim_arch_fields() -> list[str]:
-    from sim.arch import Arch
+    from codesign.sim.arch import Arch
 
     return [f.name for f in dataclasses.fields(Arch)]
 
 
 def simulate_arch_keys(point: Point) -> Collection[str]:
     """The ``arch`` keys of the simulate stage: the field names of
-    :class:`sim.arch.Arch` (flat: ``dram_bytes_per_cycle``, ``buffer_bytes``, … for the
+    :class:`codesign.sim.arch.Arch` (flat: ``dram_bytes_per_cycle``, ``buffer_bytes``, … for the
     simulator YAML's nested ``dram``/``buffer`` keys)."""
     return _sim_arch_fields()
 
@@ -417,7 +417,7 @@ def _arch_doc(arch: Mapping[str, Any]) -> dict[str, Any]:
     key of the YAML stays; ``GROUP_SUB`` or ``SUB`` of a nested group (``dram``,
     ``buffer``) goes under that group; keys that are no Arch field (another stage's)
     are left out."""
-    from sim.config import SCHEMA
+    from codesign.sim.config import SCHEMA
 
     props = SCHEMA["properties"]["arch"]["properties"]
     doc: dict[str, Any] = {}
@@ -452,11 +452,11 @@ def _sim_source(point: Point) -> dict[str, Any]:
 
 
 def sim_config(point: Point) -> Any:
-    """The :class:`sim.config.SimConfig` of a point: its workload (one ``layer`` of it
+    """The :class:`codesign.sim.config.SimConfig` of a point: its workload (one ``layer`` of it
     when set), format, spec, sparsity, quantize, ``arch`` keys (:func:`_arch_doc`),
     ``energy_table`` and ``seed`` (activations), validated like a `codesign simulate`
-    YAML file (:class:`sim.arch.ConfigError` naming the key and what is allowed)."""
-    from sim.config import parse_config
+    YAML file (:class:`codesign.sim.arch.ConfigError` naming the key and what is allowed)."""
+    from codesign.sim.config import parse_config
 
     spec = {k: v for k, v in point["spec"].items() if k != "format"}
     return parse_config(
@@ -477,7 +477,7 @@ def sim_config(point: Point) -> Any:
 
 
 def simulation_metrics(doc: Mapping[str, Any]) -> Metrics:
-    """The figures of a :func:`experiments.simulate.run_config` result's ``total`` row
+    """The figures of a :func:`codesign.experiments.jobs.simulate.run_config` result's ``total`` row
     (the ``summarize`` figures of the workload; a figure that is None — decoder area
     without an RTL block or without synthesis — is left out), plus ``storage`` (mask +
     value format label), ``weights`` (dense m·n over the layers), ``bits_per_weight``
@@ -499,14 +499,14 @@ def simulation_metrics(doc: Mapping[str, Any]) -> Metrics:
 
 def quality_metrics(point: Point, cfg: Any) -> Metrics:
     """How much of the layers the point's compression keeps, each layer encoded as the
-    simulation encodes it (:func:`sim.layers.encode_layer`). The kept weights are the
+    simulation encodes it (:func:`codesign.sim.layers.encode_layer`). The kept weights are the
     non-zeros of the matrix the encoding stands for (padding slots and slots holding a
     zero keep nothing): ``kept_fraction`` (of all weights) and ``kept_mass_ratio``
-    (:func:`models.quality.kept_mass_ratio` of the original weights, the mean over the
+    (:func:`codesign.models.quality.kept_mass_ratio` of the original weights, the mean over the
     layers weighted by layer size). On the digits MLP also the held-out accuracy with
     the simulated layers compressed and the others dense: ``accuracy_pruned`` (as
     encoded, dequantized), ``accuracy_finetuned`` (after ``finetune_epochs`` epochs of
-    masked fine-tuning, :meth:`~models.workloads.DigitsMLP.finetune`, with the
+    masked fine-tuning, :meth:`~codesign.models.workloads.DigitsMLP.finetune`, with the
     compressed layers' decoded masks fixed and the dense layers free, then the
     compressed layers quantized again to ``quantize`` bits), ``dense_accuracy`` and
     ``accuracy_loss`` (dense minus the last of the two). The layers are encoded a second
@@ -514,10 +514,10 @@ def quality_metrics(point: Point, cfg: Any) -> Metrics:
     encoding time of a point."""
     import numpy as np
 
-    from models.quality import kept_mass_ratio
-    from models.registry import get_format
-    from models.workloads import quantize_symmetric
-    from sim.layers import encode_layer, source_weights
+    from codesign.models.quality import kept_mass_ratio
+    from codesign.models.registry import get_format
+    from codesign.models.workloads import quantize_symmetric
+    from codesign.sim.layers import encode_layer, source_weights
 
     layer_cfg = cfg.layers[0]
     digits = "digits" in layer_cfg.source
@@ -555,7 +555,7 @@ def _digits_accuracy(
     import numpy as np
     from threadpoolctl import threadpool_limits
 
-    from models.workloads import quantize_symmetric
+    from codesign.models.workloads import quantize_symmetric
 
     mlp = _digits_mlp()
     weights = list(mlp.weights)
@@ -580,7 +580,7 @@ def _digits_accuracy(
 
 def run_simulate(point: Point) -> Metrics:
     """Simulate the point's workload on the accelerator
-    (:func:`experiments.simulate.run_config` of :func:`sim_config`):
+    (:func:`codesign.experiments.jobs.simulate.run_config` of :func:`sim_config`):
     :func:`simulation_metrics`, and with ``quality`` also :func:`quality_metrics`.
 
     Point fields: ``layer`` (one layer of the workload by name, e.g. ``fc2``; null: all
@@ -590,7 +590,7 @@ def run_simulate(point: Point) -> Metrics:
     ``quality`` (also measure what the compression keeps), ``finetune_epochs`` and
     ``seed`` (the fine-tuning of ``quality`` on the digits MLP, as in ``prune``; the seed
     also draws the activations)."""
-    from experiments.simulate import run_config
+    from codesign.experiments.jobs.simulate import run_config
 
     cfg = sim_config(point)
     metrics = simulation_metrics(run_config(cfg, synth=point["synth"]))
@@ -600,7 +600,7 @@ def run_simulate(point: Point) -> Metrics:
 
 
 def check_simulate(point: Point) -> None:
-    from sim.energy import load_table
+    from codesign.sim.energy import load_table
 
     if point["workload"] is None:
         raise ValueError(
@@ -623,8 +623,8 @@ def check_simulate(point: Point) -> None:
 
 
 def _simulate_units() -> dict[str, str]:
-    from sim.energy import COMPONENTS
-    from sim.run import STALLS
+    from codesign.sim.energy import COMPONENTS
+    from codesign.sim.run import STALLS
 
     lane = "fraction of lane cycles"
     accuracy = "fraction correct"

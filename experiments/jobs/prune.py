@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from models.registry import get_format
-from models.report import report_encoded, total_report
-from models.specs import LowrankSpec, Spec, parse_spec
-from models.trp import TrpConfig, train_trp
-from models.workloads import DigitsMLP, check_sparsity, load_digits_mlp
+from codesign.models.registry import get_format
+from codesign.models.report import report_encoded, total_report
+from codesign.models.specs import LowrankSpec, Spec, parse_spec
+from codesign.models.trp import TrpConfig, train_trp
+from codesign.models.workloads import DigitsMLP, check_sparsity, load_digits_mlp
 
 METHOD_FORMATS = {
     "magnitude": "csr",

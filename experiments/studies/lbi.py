@@ -1,9 +1,9 @@
 """LBI study: low-rank binary indexing of the digits MLP against magnitude pruning.
 
-Usage: python -m experiments.lbi_study [--epochs 10] [--json OUT]
+Usage: python -m codesign.experiments.studies.lbi [--epochs 10] [--json OUT]
 
 Every point prunes all three layers of the digits MLP ((300, 64), (100, 300), (10, 100))
-to a target sparsity — LBI (:class:`models.lbi.LbiFormat`, calibrated to the rate) for
+to a target sparsity — LBI (:class:`codesign.models.lbi.LbiFormat`, calibrated to the rate) for
 each (rank, tile) of :data:`CONFIGS` and each semiring, or magnitude pruning (per layer,
 stored in CSR) — holds the masks fixed for ``--epochs`` epochs of fine-tuning
 (:meth:`DigitsMLP.finetune`) and measures the held-out accuracy before and after.
@@ -23,12 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from experiments.tables import render
-from models.csr import csr_bits
-from models.lbi import LbiFormat
-from models.quality import kept_fraction, kept_mass_ratio
-from models.specs import LbiSpec
-from models.workloads import DigitsMLP, load_digits_mlp, magnitude_mask
+from codesign.experiments.jobs.tables import render
+from codesign.models.csr import csr_bits
+from codesign.models.lbi import LbiFormat
+from codesign.models.quality import kept_fraction, kept_mass_ratio
+from codesign.models.specs import LbiSpec
+from codesign.models.workloads import DigitsMLP, load_digits_mlp, magnitude_mask
 
 SPARSITIES = (0.8, 0.9, 0.95)
 CONFIGS = ((2, 10, 10), (4, 10, 64), (8, 10, 64))

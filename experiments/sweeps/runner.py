@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from experiments.stages import STAGES, Metrics, Point, Stage
-from experiments.store import DONE, FAILED, Outcome, Store
+from codesign.experiments.sweeps.stages import STAGES, Metrics, Point, Stage
+from codesign.experiments.sweeps.store import DONE, FAILED, Outcome, Store
 
 #: The stage functions a point runs, in order: (stage name, function).
 StageRuns = tuple[tuple[str, Callable[[Point], Metrics]], ...]
@@ -203,7 +203,7 @@ def _run_pool(
     todo: Sequence[Item], workers: int, runs: Callable[[Point], StageRuns], record: Recorder
 ) -> None:
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["experiments.stages"])
+    context.set_forkserver_preload(["codesign.experiments.sweeps.stages"])
     queue = deque(todo)
     while queue:
         for item in _drain(queue, workers, context, runs, record):

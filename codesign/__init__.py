@@ -1,0 +1,17 @@
+"""sparse-codesign: co-design of compressed sparse neural-network weights and their decoders.
+
+One import package with four subpackages, each kept in its own top-level folder of the
+source tree and mapped here by the build backend:
+
+* :mod:`codesign.models` — golden models: pruning methods, storage formats, workloads;
+* :mod:`codesign.hw` — Amaranth decoder blocks, Verilog and JSON sidecars, synthesis;
+* :mod:`codesign.sim` — the SimPy accelerator model, its closed form and energy tables;
+* :mod:`codesign.experiments` — the ``codesign`` command line, sweeps, reports, studies.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__: str = version("sparse-codesign")
+except PackageNotFoundError:  # a source tree used without installing it
+    __version__ = "0+unknown"
