@@ -111,6 +111,12 @@ def _create(path: str | Path, temp: Path) -> int:
         ) from None
 
 
+def _discard(temp: Path) -> None:
+    """Remove the temporary file ``temp`` if it is there (and can be removed)."""
+    with contextlib.suppress(OSError):
+        temp.unlink()
+
+
 def _sync(temp: Path) -> None:
     fd = os.open(temp, os.O_RDONLY)
     try:
@@ -166,7 +172,7 @@ def replacing(path: str | Path) -> Iterator[Path]:
             _sync(temp)
             _rename(temp, target)
     finally:
-        temp.unlink(missing_ok=True)
+        _discard(temp)
 
 
 def _write_fd(fd: int, data: bytes) -> None:
@@ -208,7 +214,7 @@ def write_files(contents: Mapping[str | Path, str | bytes]) -> list[Path]:
                         fh.write(data)
     finally:
         for temp in temps.values():
-            temp.unlink(missing_ok=True)
+            _discard(temp)
     return [Path(path) for path in contents]
 
 

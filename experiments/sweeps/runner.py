@@ -204,6 +204,9 @@ def _init_worker(threads: int, sweep: int) -> None:
         os._exit(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Any process this worker starts is spawned; numba then starts its threads under a
+    # no-op lock, not a named semaphore that a killed worker would leave behind.
+    multiprocessing.set_start_method("spawn", force=True)
     for name in THREAD_ENV:
         os.environ[name] = str(threads)
     import numba

@@ -222,6 +222,10 @@ class Store:
                 f"no sweep store in {self.directory} (expected {self.path}); "
                 f"run `codesign sweep CONFIG --out {self.directory}` first"
             )
+        if self.directory.exists() and not self.directory.is_dir():
+            raise StoreError(
+                f"{self.directory} is a file, not a sweep directory; choose another --out"
+            )
         if create:
             try:
                 self.directory.mkdir(parents=True, exist_ok=True)
@@ -235,24 +239,28 @@ class Store:
     def _open(self, create: bool) -> sqlite3.Connection:
         """Connect, check the tables and create (or migrate) them; without ``create``, a
         store that cannot be written is opened read-only."""
-        if not create:
+        modes = ["rwc"] if create else ["rw", "ro"]
+        if not create and not os.access(self.directory, os.W_OK):
+            modes.append("ro&immutable=1")  # a read-only folder: no sweep can change it
+        for mode in modes[:-1]:
             with contextlib.suppress(sqlite3.Error):
-                return self._connect("rw")
+                return self._connect(mode)
         try:
-            return self._connect("rwc" if create else "ro")
+            return self._connect(modes[-1])
         except sqlite3.Error as exc:
             raise StoreError(_advice(self.path, exc)) from None
 
     def _connect(self, mode: str) -> sqlite3.Connection:
         db = sqlite3.connect(f"file:{self.path}?mode={mode}", uri=True, timeout=30.0)
+        writable = not mode.startswith("ro")
         try:
             tables = self._tables(db)
-            if mode == "ro" and ("meta" in tables or "sweeps" not in tables):
+            if not writable and ("meta" in tables or "sweeps" not in tables):
                 raise StoreError(
                     f"{self.path} was written by an earlier version of codesign and is "
                     f"read-only: make it writable once (it is then upgraded) and rerun"
                 )
-            if mode != "ro":
+            if writable:
                 db.execute("PRAGMA journal_mode=WAL")
                 with db:
                     db.executescript(_SCHEMA)
