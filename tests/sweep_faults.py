@@ -202,6 +202,10 @@ def run_fault(tmp: Path, sig: str, stage: str, resume: bool = True) -> FaultResu
         wait_until(lambda: len(committed(db)) >= enough or proc.poll() is not None, "rows")
     before = committed(db)
     send(proc, sig)
+    proc.wait(timeout=60)
+    left = children_after(tag)
+    for pid in tagged(tag):  # a leftover process would keep the pipes open
+        os.kill(pid, signal.SIGKILL)
     _, err = proc.communicate(timeout=60)
     if holder is not None:
         holder.send_signal(signal.SIGINT)
@@ -212,7 +216,7 @@ def run_fault(tmp: Path, sig: str, stage: str, resume: bool = True) -> FaultResu
         stage,
         len(before),
         len(after),
-        children_after(tag),
+        left,
         exit_code(proc),
         "".join(lines) + err,
         n_points(doc),
