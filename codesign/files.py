@@ -223,11 +223,6 @@ def write_text(path: str | Path, text: str) -> Path:
     return write_files({path: text})[0]
 
 
-def write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically; its folder is created."""
-    return write_files({path: data})[0]
-
-
 def write_json(path: str | Path, value: Any, **dumps: Any) -> Path:
     """Write ``value`` as indented JSON (``indent=2`` unless given; other ``json.dumps``
     keywords pass through) and a final newline, atomically."""
