@@ -15,12 +15,12 @@ baseline rate.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 
 import numpy as np
 from timing import timings
 
+from codesign.files import write_json
 from codesign.models.darb import BmwmFormat, DarbFormat
 from codesign.models.format import Format
 from codesign.models.specs import BmwmSpec, DarbSpec, Spec
@@ -172,8 +172,7 @@ def main() -> None:
             )
         )
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"size": args.size, "small": args.small, "rows": rows}, fh, indent=2)
+        write_json(args.json, {"size": args.size, "small": args.small, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -10,12 +10,12 @@ the same run: scipy.sparse.csr_matrix construction of the same matrix.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 
 import scipy.sparse
 from timing import timings
 
+from codesign.files import write_json
 from codesign.models.registry import get_format
 from codesign.models.workloads import gaussian, magnitude_prune
 
@@ -61,8 +61,7 @@ def main() -> None:
             f"{r['encode_vs_scipy']:10.2f}"
         )
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"size": args.size, "sparsity": args.sparsity, "rows": rows}, fh, indent=2)
+        write_json(args.json, {"size": args.size, "sparsity": args.sparsity, "rows": rows})
 
 
 if __name__ == "__main__":

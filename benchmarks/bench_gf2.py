@@ -6,13 +6,13 @@ Usage: python benchmarks/bench_gf2.py [--repeats N] [--json OUT]
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from timing import measure
 
+from codesign.files import write_json
 from codesign.models import gf2
 
 BASELINE_SIZE = 256
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
             "timings": [asdict(t) for t in timings],
             "numpy_over_gf2_rank_speedup": speedup,
         }
-        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+        write_json(args.json, payload)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ Cases, each the median (and min) of ``--repeats`` runs after a JIT warm-up:
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from codesign.files import write_json
 from codesign.models.lbi import LbiFormat
 from codesign.models.lbi_factorize import (
     factorize,
@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
             "timings": [asdict(t) for t in timings],
             "numpy_over_numba": ratios,
         }
-        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+        write_json(args.json, payload)
 
 
 if __name__ == "__main__":

@@ -18,10 +18,8 @@ floor of any cycle-stepped model), timed on 200 000 ticks.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
-from pathlib import Path
 
 import simpy
 import yaml
@@ -29,6 +27,7 @@ from timing import timings
 
 from codesign.experiments import CONFIGS
 from codesign.experiments.studies.sim import LARGE_SPECS
+from codesign.files import write_json
 from codesign.models.registry import FORMATS
 from codesign.models.workloads import synthetic
 from codesign.sim.arch import Arch
@@ -126,7 +125,7 @@ def main() -> None:
         )
     if args.json:
         doc = {"size": args.size, "tick_cycles_per_s": ticks, "rows": rows}
-        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
+        write_json(args.json, doc)
 
 
 if __name__ == "__main__":

@@ -14,13 +14,13 @@ inputs as the numba search, and the ratio of the two rates. numba uses all its t
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 
 import numba
 import numpy as np
 from timing import timings
 
+from codesign.files import write_json
 from codesign.models.specs import ViterbiSpec
 from codesign.models.viterbi_decompressor import (
     expand_matrix,
@@ -122,19 +122,15 @@ def main() -> None:
         print(f"{name:32}{r['median_s']:10.3f}{r['min_s']:10.3f}{r['weights_per_s'] / 1e6:13.2f}")
     print(f"numba / numpy search rate: {ratio:.1f}x (same inputs: {'yes' if same else 'NO'})")
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(
-                {
-                    "spec": SPEC.to_dict(),
-                    "sparsity": args.sparsity,
-                    "threads": numba.get_num_threads(),
-                    "rows": rows,
-                    "numba_over_numpy": ratio,
-                    "numpy_same_inputs": same,
-                },
-                fh,
-                indent=2,
-            )
+        doc = {
+            "spec": SPEC.to_dict(),
+            "sparsity": args.sparsity,
+            "threads": numba.get_num_threads(),
+            "rows": rows,
+            "numba_over_numpy": ratio,
+            "numpy_same_inputs": same,
+        }
+        write_json(args.json, doc)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ positions, or the script stops.
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -40,6 +39,7 @@ import numba
 import numpy as np
 from timing import measure
 
+from codesign.files import write_json
 from codesign.models.gf2 import pack
 from codesign.models.specs import XorSpec
 from codesign.models.xor import encode_planes, xor_matrix
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
             "rates": [asdict(r) | {"weights_per_s": r.weights_per_s} for r in rates],
             "ratios": ratios,
         }
-        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+        write_json(args.json, payload)
 
 
 if __name__ == "__main__":

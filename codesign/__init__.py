@@ -7,6 +7,9 @@ source tree and mapped here by the build backend:
 * :mod:`codesign.hw` — Amaranth decoder blocks, Verilog and JSON sidecars, synthesis;
 * :mod:`codesign.sim` — the SimPy accelerator model, its closed form and energy tables;
 * :mod:`codesign.experiments` — the ``codesign`` command line, sweeps, reports, studies.
+
+One module sits beside them and may be imported by all four: :mod:`codesign.files`,
+through which every output and cache file is written (atomically).
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -1,1 +1,2 @@
-"""Amaranth decoder components elaborated from the specs of ``models``."""
+"""Amaranth decoder components elaborated from the specs of ``models``; files are written
+through :mod:`codesign.files`."""

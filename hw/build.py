@@ -25,6 +25,7 @@ from amaranth.back import verilog as amaranth_verilog
 from amaranth.hdl import Shape, Value, ValueCastable
 from amaranth.lib import data, wiring
 
+from codesign.files import write_files
 from codesign.hw.blocks import get_block
 from codesign.models.specs import Spec
 
@@ -143,12 +144,13 @@ def write(
 ) -> tuple[Path, Path]:
     """Write ``out_dir/BLOCK.v`` and ``out_dir/BLOCK.json``; return their paths.
 
-    Everything is generated (and every error raised) before ``out_dir`` is touched.
+    Everything is generated (and every error raised) before ``out_dir`` is touched; the
+    pair is written as one (:func:`codesign.files.write_files`): both paths are checked
+    before either is written, and an error (``OutputError``, an ``OSError``) leaves
+    both files as they were.
     """
     text, sidecar = verilog(block_name, spec, **params)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     v_path, json_path = out / f"{block_name}.v", out / f"{block_name}.json"
-    v_path.write_text(text)
-    json_path.write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
+    write_files({v_path: text, json_path: json.dumps(sidecar, indent=2, sort_keys=True) + "\n"})
     return v_path, json_path

@@ -21,7 +21,6 @@ import math
 import numbers
 import os
 import re
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable, Sequence
@@ -33,6 +32,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import safetensors
 import safetensors.numpy
+
+from codesign.files import drop_corrupt, replacing
 
 if TYPE_CHECKING:
     from sklearn.neural_network import MLPClassifier
@@ -568,13 +569,19 @@ def _read_cache(path: Path) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
         arrays = _read_npz(path)
         weights = [arrays[f"{name}.weight"] for name in DIGITS_LAYER_NAMES]
         biases = [arrays[f"{name}.bias"] for name in DIGITS_LAYER_NAMES]
-    except (WeightsError, KeyError):
+    except (WeightsError, KeyError) as exc:
+        drop_corrupt(path, str(exc).removeprefix(f"{path}: "))
         return None
     shapes_ok = [w.shape for w in weights] == _layer_shapes() and all(
         b.shape == (w.shape[0],) for w, b in zip(weights, biases, strict=True)
     )
-    finite = all(np.isfinite(a).all() for a in weights + biases)
-    return (weights, biases) if shapes_ok and finite else None
+    if not shapes_ok:
+        drop_corrupt(path, "layer shapes differ from the digits MLP's")
+        return None
+    if not all(np.isfinite(a).all() for a in weights + biases):
+        drop_corrupt(path, "NaN or infinite parameters")
+        return None
+    return weights, biases
 
 
 def _write_cache(path: Path, weights: list[np.ndarray], biases: list[np.ndarray]) -> None:
@@ -582,7 +589,5 @@ def _write_cache(path: Path, weights: list[np.ndarray], biases: list[np.ndarray]
     for name, w, b in zip(DIGITS_LAYER_NAMES, weights, biases, strict=True):
         arrays[f"{name}.weight"] = w
         arrays[f"{name}.bias"] = b
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
+    with replacing(path) as tmp:
         np.savez(tmp, **arrays)
-    os.replace(tmp.name, path)

@@ -4,6 +4,7 @@ digits MLP."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 import struct
@@ -428,13 +429,19 @@ def test_digits_cache_dir_defaults_to_env_var(digits, tmp_path, monkeypatch):
     np.testing.assert_array_equal(load_digits_mlp().weights[0], model.weights[0])
 
 
-def test_digits_corrupt_cache_is_retrained_and_overwritten(digits, tmp_path):
+def test_digits_corrupt_cache_is_named_retrained_and_overwritten(digits, tmp_path, caplog):
     model, _, _ = digits
     path = digits_cache_path(tmp_path)
     path.write_bytes(b"not an npz archive")
-    retrained = load_digits_mlp(cache_dir=tmp_path)
+    with caplog.at_level(logging.WARNING, logger="codesign"):
+        retrained = load_digits_mlp(cache_dir=tmp_path)
+    assert caplog.messages == [
+        f"codesign: dropped the corrupt cache file {path} (not an .npz file (not a zip "
+        f"archive)); recomputing it"
+    ]
     assert retrained.dense_accuracy >= 0.93
     assert list(load_weights(path)) == ["fc1.weight", "fc2.weight", "fc3.weight"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
 
 
 def test_digits_evaluate(digits):

@@ -18,13 +18,13 @@ which does not preserve a rank).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from matplotlib.figure import Figure
 
 from codesign.experiments.jobs.compress import compress_json, load_layers
 from codesign.experiments.jobs.tables import STORAGE_HEADER, render, storage_row
+from codesign.files import replacing, write_json
 from codesign.models.registry import FORMATS
 from codesign.models.report import LayerReport, report_encoded, total_report
 from codesign.models.specs import BmwmSpec, LbiSpec, Spec
@@ -57,7 +57,8 @@ def plot_storage(totals: dict[str, LayerReport], path: Path) -> None:
     ax.set_title(f"digits MLP at about {DEMO_SPARSITY:.0%} sparsity, float32 values")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with replacing(path) as tmp:
+        fig.savefig(tmp, dpi=120)
 
 
 def run_demo(out: Path) -> None:
@@ -87,7 +88,7 @@ def demo_hardware(out: Path, spec: Spec) -> None:
     print(f"wrote {v_path} and {json_path} (spec {spec.to_json()})")
     rows = [[cell, count] for cell, count in sorted(stats.cells.items())]
     print(render(["cell", "count"], [*rows, ["total", stats.total], ["depth", stats.depth]]))
-    (out / "synth.json").write_text(json.dumps(stats.to_dict(), indent=2) + "\n")
+    write_json(out / "synth.json", stats.to_dict())
 
 
 #: Example simulator configurations the demo runs (experiments/configs/sim_<name>.yaml).
@@ -110,7 +111,7 @@ def demo_simulate(out: Path) -> None:
     arch = ", ".join(f"{k}={v}" for k, v in docs[0]["arch"].items())
     print(f"energy table: {docs[0]['energy_table']}\narch: {arch}")
     print(study_table(rows))
-    (out / "simulate.json").write_text(json.dumps(docs, indent=2, default=str) + "\n")
+    write_json(out / "simulate.json", docs, default=str)
     print(f"wrote {out / 'simulate.json'}")
 
 
@@ -169,7 +170,7 @@ def demo_compress(out: Path) -> Spec:
             [*storage_row(totals[name]), sparsity, f"{doc['accuracy_pruned']:.4f}", tuned_text]
         )
     print(render([*STORAGE_HEADER, "sparsity", "acc", f"acc ft{FINETUNE_EPOCHS}"], rows))
-    (out / "compress.json").write_text(json.dumps(docs, indent=2) + "\n")
+    write_json(out / "compress.json", docs)
     plot_storage(totals, out / "storage.png")
     print(f"wrote {out / 'compress.json'} and {out / 'storage.png'}")
     return viterbi_spec

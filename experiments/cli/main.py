@@ -10,6 +10,8 @@ from pathlib import Path
 
 from codesign.experiments.jobs.compress import compress_json, compress_layers, load_layers
 from codesign.experiments.jobs.tables import STORAGE_HEADER, extras_table, render, storage_row
+from codesign.experiments.sweeps.stopping import Stopped, stop_on_signals
+from codesign.files import check_output, write_json
 from codesign.models.registry import FORMATS, get_format
 from codesign.models.report import total_report
 from codesign.models.specs import parse_spec
@@ -135,10 +137,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _write_json(path: str, doc: dict) -> None:
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"wrote {out}")
+    print(f"wrote {write_json(path, doc)}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -245,13 +244,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: bad input prints one line on stderr and exits with code 2."""
+    """Entry point: bad input, and an output that cannot be written (checked before the
+    work for ``--json``), print one line on stderr and exit with code 2; SIGINT and
+    SIGTERM stop the command with one line and code 130 or 143."""
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with stop_on_signals():
+            if getattr(args, "json", None):
+                check_output(args.json)
+            return args.func(args)
     except (ValueError, OSError) as exc:
         print(f"codesign: error: {exc}", file=sys.stderr)
         return 2
+    except Stopped as exc:
+        print(f"codesign: stopped by {exc}", file=sys.stderr)
+        return exc.exit_code
 
 
 if __name__ == "__main__":

@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-#: Exit code of a sweep stopped by Ctrl-C (128 + SIGINT).
-EXIT_INTERRUPTED = 130
+if TYPE_CHECKING:
+    from codesign.experiments.reports.sweep_report import ReportFiles
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -30,7 +31,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     out = Path(args.out or Path("results") / "sweeps" / config["name"])
     code = code_version()
     points = plan(config, code)
-    with Store(out) as store:
+    with Store(out) as store, store.lock(config["name"], args.wait, _waiting):
         store.set_sweep(config, points, code)
         where = args.scheduler or f"{args.workers or 'all'} local worker(s)"
         print(
@@ -62,18 +63,21 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             f"({summary.pending} points left)",
             file=sys.stderr,
         )
-        return EXIT_INTERRUPTED
+        return 128 + summary.interrupted
     if args.report:
-        _write_report(out, None)
+        from codesign.experiments.reports.sweep_report import write_report
+
+        _print_report(write_report(out, None, config["name"]))
     else:
         print(f"next: codesign report {out}")
     return 0
 
 
-def _write_report(directory: Path | str, out: Path | str | None) -> None:
-    from codesign.experiments.reports.sweep_report import write_report
+def _waiting(holder: str) -> None:
+    print(f"waiting: the store is in use by {holder}", file=sys.stderr, flush=True)
 
-    files = write_report(directory, out)
+
+def _print_report(files: ReportFiles) -> None:
     print(f"wrote {files.csv}")
     for png, svg in files.figures:
         print(f"wrote {png} and {svg}")
@@ -81,8 +85,11 @@ def _write_report(directory: Path | str, out: Path | str | None) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """Write the CSV, plots and Markdown summary of the sweep in ``args.dir``."""
-    _write_report(args.dir, args.out)
+    """Write the CSV, plots and Markdown summary of each config run in ``args.dir``."""
+    from codesign.experiments.reports.sweep_report import write_reports
+
+    for files in write_reports(args.dir, args.out):
+        _print_report(files)
     return 0
 
 
@@ -108,14 +115,26 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
+        "--wait",
+        action="store_true",
+        help="when another sweep is writing the same store, wait for it to end "
+        "(default: refuse, naming it)",
+    )
+    p.add_argument(
         "--report",
         action="store_true",
-        help="then write the report (CSV, figures, summary.md) into the sweep directory, "
-        "as `codesign report DIR` does (not after an interrupted sweep)",
+        help="then write the report (CSV, figures, summary.md) into the sweep directory "
+        "(DIR/NAME when the directory's first config is another), as `codesign report "
+        "DIR` does (not after an interrupted sweep)",
     )
     p.set_defaults(func=cmd_sweep)
 
     p = subparsers.add_parser("report", help="CSV, plots and a Markdown summary of a sweep")
     p.add_argument("dir", help="sweep directory (the --out of codesign sweep)")
-    p.add_argument("--out", metavar="DIR", help="write the report here (default: DIR)")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="write the report here (default: DIR; another config sharing the store: "
+        "its subfolder NAME)",
+    )
     p.set_defaults(func=cmd_report)

@@ -18,6 +18,7 @@ from typing import Any
 
 import codesign.hw
 from codesign.experiments.jobs.tables import render
+from codesign.files import drop_corrupt, write_json
 from codesign.models.workloads import default_cache_dir
 from codesign.sim.config import SimConfig
 from codesign.sim.decoders import layer_work
@@ -51,12 +52,28 @@ def block_cells(use: DecoderUse) -> int:
         / "synth"
         / f"{use.block}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
     )
-    if path.exists():
-        return int(json.loads(path.read_text())["total"])
+    cached = _cached_cells(path)
+    if cached is not None:
+        return cached
     stats = synthesize(use.block, use.spec, **use.params)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"key": json.loads(key), "total": stats.total}) + "\n")
+    write_json(path, {"key": json.loads(key), "total": stats.total}, indent=None)
     return stats.total
+
+
+def _cached_cells(path: Path) -> int | None:
+    """The cell count stored in the synthesis cache entry ``path``; None when there is
+    none, or when it is unreadable (then it is dropped, and named on stderr)."""
+    try:
+        total = json.loads(path.read_bytes())["total"]
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        drop_corrupt(path, f"{type(exc).__name__}: {exc}")
+        return None
+    if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+        drop_corrupt(path, f"total is {total!r}, not a cell count")
+        return None
+    return total
 
 
 def work_cells(work: LayerWork, synth: bool) -> dict[str, int]:

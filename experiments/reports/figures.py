@@ -56,6 +56,7 @@ from codesign.experiments.reports.results_table import (
 )
 from codesign.experiments.sweeps.config import REFERENCE_KINDS
 from codesign.experiments.sweeps.store import DONE
+from codesign.files import replacing
 
 #: y metrics a default plot prefers, in order.
 PREFERRED_Y = ("index_bits_per_weight", "accuracy_finetuned", "cells", "total_bits")
@@ -414,7 +415,8 @@ def draw_plot(
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"plot{number}-{_slug('+'.join(p.ys))}-vs-{_slug(p.x)}"
     png, svg = out_dir / f"{stem}.png", out_dir / f"{stem}.svg"
-    fig.savefig(png, dpi=120)
-    with rc_context({"svg.fonttype": "none"}):
-        fig.savefig(svg)
+    with replacing(png) as tmp:
+        fig.savefig(tmp, dpi=120)
+    with rc_context({"svg.fonttype": "none"}), replacing(svg) as tmp:
+        fig.savefig(tmp)
     return png, svg

@@ -36,6 +36,7 @@ from codesign.experiments.sweeps.config import COMMON_FIELDS
 from codesign.experiments.sweeps.expressions import Expression, ExpressionError, parse
 from codesign.experiments.sweeps.stages import STAGES
 from codesign.experiments.sweeps.store import DONE, Row
+from codesign.files import replacing
 
 PENDING = "pending"
 BASELINE = "baseline."
@@ -156,7 +157,7 @@ def _fields_of(key: str, columns: Sequence[str]) -> list[str]:
 
 def write_csv(table: Table, path: Path) -> Path:
     """``table`` as CSV (empty cells for missing values)."""
-    with path.open("w", newline="") as f:
+    with replacing(path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, table.columns, restval="", extrasaction="ignore")
         writer.writeheader()
         for row in table.rows:

@@ -1,7 +1,9 @@
 """`codesign report DIR`: a sweep's results as CSV, plots and a Markdown summary.
 
-Reads the store of a sweep directory (:mod:`codesign.experiments.sweeps.store`) and writes, into the
-same directory unless told otherwise:
+Reads the store of a sweep directory (:mod:`codesign.experiments.sweeps.store`) and writes the
+report of each config run there: the directory's first config into the directory itself
+(or ``--out``), any other config ``NAME`` sharing the store into its subfolder ``NAME/``,
+so that a config's report shows its own points and title only. A report holds:
 
 - ``results.csv``: one row per point of the last sweep run in sweep order — ``index``,
   ``key`` (the store key), ``status`` (done | failed | pending), the point's
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -59,6 +62,7 @@ from codesign.experiments.reports.results_table import (
 )
 from codesign.experiments.sweeps.config import swept_keys
 from codesign.experiments.sweeps.store import DONE, FAILED, Row, Store, code_version
+from codesign.files import write_text
 
 __all__ = [
     "CSV_FILE",
@@ -71,7 +75,9 @@ __all__ = [
     "best_points",
     "comparison_table",
     "workload_label",
+    "report_dir",
     "write_report",
+    "write_reports",
 ]
 
 CSV_FILE = "results.csv"
@@ -285,8 +291,8 @@ def _summary(
     counts = {s: sum(r["status"] == s for r in table.rows) for s in (DONE, FAILED, PENDING)}
     keys = {r["key"] for r in table.rows}
     other = sum(k not in keys for k in store.statuses())
-    stored_code = store.meta("code_version") or ""
-    lines = [f"# Sweep `{config.get('name', 'sweep')}`", ""]
+    stored_code = store.meta("code_version", config["name"]) or ""
+    lines = [f"# Sweep `{config['name']}`", ""]
     if config.get("description"):
         lines += [config["description"], ""]
     lines += [
@@ -302,6 +308,7 @@ def _summary(
         )
         + ")",
         f"- other rows in the store (other configs or code versions): {other}",
+        *_other_sweeps(store, config["name"], out),
         f"- table: [{CSV_FILE}]({CSV_FILE})",
         "",
     ]
@@ -313,18 +320,48 @@ def _summary(
     return lines
 
 
-def write_report(directory: str | Path, out: str | Path | None = None) -> ReportFiles:
-    """Write the CSV, the figures and the Markdown summary of the sweep in
-    ``directory`` into ``out`` (default: ``directory``). Derived columns, objectives
-    and comparisons are checked (unknown columns, ambiguous baselines, ...) before any
-    file is written."""
+def _other_sweeps(store: Store, name: str, out: Path) -> list[str]:
+    """A line naming the other configs sharing the store, with their report folders
+    relative to this report's folder ``out``."""
+    names = store.sweeps()
+    base = out if name == names[0] else out.parent
+    links = [
+        f"`{n}` ({Path(os.path.relpath(report_dir(base, names[0], n), out)).as_posix()}/)"
+        for n in names
+        if n != name
+    ]
+    return [f"- other configs in this store: {', '.join(links)}"] if links else []
+
+
+def report_dir(base: Path, first: str, sweep: str) -> Path:
+    """The report folder of the config ``sweep`` when the reports of a store whose
+    first config is ``first`` are written under ``base``: ``base`` itself for the first
+    config, ``base/NAME`` for another."""
+    return base if sweep == first else base / sweep
+
+
+def write_report(
+    directory: str | Path, out: str | Path | None = None, sweep: str | None = None
+) -> ReportFiles:
+    """Write the CSV, the figures and the Markdown summary of the config ``sweep``
+    (default: the directory's first) of the store in ``directory`` into ``out``
+    (default: ``directory`` for the first config, ``directory/NAME`` for another).
+    Derived columns, objectives and comparisons are checked (unknown columns, ambiguous
+    baselines, ...) before any file is written; each file is replaced whole
+    (:mod:`codesign.files`)."""
     directory = Path(directory)
-    out = Path(out) if out is not None else directory
     with Store(directory, create=False) as store:
-        config = store.meta("config")
-        points = store.points()
-        if config is None or not points:
+        names = store.sweeps()
+        if not names:
             raise ReportError(f"the store in {directory} holds no sweep yet")
+        if sweep is not None and sweep not in names:
+            raise ReportError(
+                f"the store in {directory} holds no sweep {sweep!r}; it holds {', '.join(names)}"
+            )
+        sweep = sweep or names[0]
+        config = store.meta("config", sweep)
+        points = store.points(sweep)
+        out = Path(out) if out is not None else report_dir(directory, names[0], sweep)
         rows = store.rows([k for k, _ in points])
         table = build_table(points, rows, swept_keys(config))
         table = add_columns(table, config.get("columns") or [])
@@ -333,7 +370,6 @@ def write_report(directory: str | Path, out: str | Path | None = None) -> Report
             best_points(table, objective)
         for number, comparison in enumerate(config.get("comparisons") or [], start=1):
             comparison_table(table, comparison, number)
-        out.mkdir(parents=True, exist_ok=True)
         csv_path = write_csv(table, out / CSV_FILE)
         units = units_of(table)
         figures = [
@@ -341,5 +377,18 @@ def write_report(directory: str | Path, out: str | Path | None = None) -> Report
             for n, plot in enumerate(plots, 1)
         ]
         summary = out / SUMMARY_FILE
-        summary.write_text("\n".join(_summary(config, table, store, rows, figures, out)) + "\n")
+        write_text(summary, "\n".join(_summary(config, table, store, rows, figures, out)) + "\n")
     return ReportFiles(csv_path, [f for _, f in figures if f is not None], summary)
+
+
+def write_reports(directory: str | Path, out: str | Path | None = None) -> list[ReportFiles]:
+    """The report of every config run in the store of ``directory``
+    (:func:`write_report`), written under ``out`` (default: ``directory``): the first
+    config's into ``out``, each other's into ``out/NAME``."""
+    directory = Path(directory)
+    with Store(directory, create=False) as store:
+        names = store.sweeps()
+    if not names:
+        raise ReportError(f"the store in {directory} holds no sweep yet")
+    base = Path(out) if out is not None else directory
+    return [write_report(directory, report_dir(base, names[0], n), n) for n in names]

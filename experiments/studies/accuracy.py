@@ -14,11 +14,11 @@ at SVD energies 0.9 / 0.95 / 0.97 and its "kept" column is deployed/dense parame
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from codesign.experiments.jobs.prune import prune_command
 from codesign.experiments.jobs.tables import render
+from codesign.files import write_json
 from codesign.models.darb import bmwm_block_for
 
 SPARSITIES = (0.8, 0.9, 0.95)
@@ -80,8 +80,7 @@ def main() -> None:
     )
     print(table(rows))
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(rows, fh, indent=2)
+        write_json(args.json, rows)
 
 
 if __name__ == "__main__":

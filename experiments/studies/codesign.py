@@ -41,6 +41,7 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from codesign.experiments.reports.sweep_report import workload_label
 from codesign.experiments.sweeps.store import DONE, Store
+from codesign.files import replacing, write_text
 from codesign.models.specs import spec_class
 
 #: Metric names the study reads (see the simulate stage).
@@ -473,10 +474,10 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
 
 
 def _save(fig: Figure, stem: Path) -> list[Path]:
-    stem.parent.mkdir(parents=True, exist_ok=True)
     files = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
-    fig.savefig(files[0], dpi=130, bbox_inches="tight")
-    fig.savefig(files[1], bbox_inches="tight")
+    for path, dpi in zip(files, (130, "figure"), strict=True):
+        with replacing(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
     return files
 
 
@@ -499,7 +500,7 @@ def run_pareto(directory: str | Path, out: str | Path | None = None) -> list[Pat
     _require(candidates, [ENERGY, THROUGHPUT, BITS], str(directory))
     files = draw_pareto(candidates, out)
     markdown = out / "pareto.md"
-    markdown.write_text(pareto_markdown(candidates))
+    write_text(markdown, pareto_markdown(candidates))
     return [*files, markdown]
 
 
@@ -516,8 +517,7 @@ def run_select(
     selections = select_layers(candidates, max_loss, min_mass)
     files = draw_selection(selections, out)
     markdown = out / "codesign.md"
-    out.mkdir(parents=True, exist_ok=True)
-    markdown.write_text(selection_markdown(selections))
+    write_text(markdown, selection_markdown(selections))
     return selections, [*files, markdown]
 
 

@@ -16,7 +16,6 @@ beside those of CSR storing the same pruned matrices.
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +23,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from codesign.experiments.jobs.tables import render
+from codesign.files import write_json
 from codesign.models.block import BlockFormat
 from codesign.models.csr import CsrFormat
 from codesign.models.darb import BmwmFormat, DarbFormat
@@ -214,8 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     study = run_study(args.epochs, args.lanes, args.tolerance, progress=print)
     print(render_study(study))
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(_plain(study), fh, indent=2)
+        write_json(args.json, _plain(study))
 
 
 if __name__ == "__main__":

@@ -17,13 +17,13 @@ clipped.
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from codesign.experiments.jobs.tables import render
+from codesign.files import write_json
 from codesign.models.csr import csr_bits
 from codesign.models.lbi import LbiFormat
 from codesign.models.quality import kept_fraction, kept_mass_ratio
@@ -171,8 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     study = run_study(args.epochs, progress=print)
     print(render_study(study))
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(study, fh, indent=2)
+        write_json(args.json, study)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from pathlib import Path
 
 import matplotlib
@@ -25,6 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from codesign.experiments import CONFIGS  # noqa: E402
 from codesign.experiments.jobs.simulate import run_config  # noqa: E402
 from codesign.experiments.jobs.tables import render  # noqa: E402
+from codesign.files import replacing, write_json
 from codesign.models.registry import FORMATS  # noqa: E402
 from codesign.sim.config import load_config  # noqa: E402
 from codesign.sim.energy import COMPONENTS  # noqa: E402
@@ -94,7 +94,8 @@ def plot(rows: list[dict], out: Path) -> list[Path]:
     fig.tight_layout()
     files = [out / "energy.png", out / "energy.svg"]
     for path in files:
-        fig.savefig(path)
+        with replacing(path) as tmp:
+            fig.savefig(tmp)
     plt.close(fig)
     return files
 
@@ -137,7 +138,7 @@ def main() -> None:
     rows = run_study(args.size, args.configs.split(","))
     print(f"energy table: {rows[0]['energy_table']}")
     print(study_table(rows))
-    (out / "study.json").write_text(json.dumps(rows, indent=2, default=str) + "\n")
+    write_json(out / "study.json", rows, default=str)
     for path in plot(rows, out):
         print(f"wrote {path}")
 

@@ -13,10 +13,10 @@ plain truncated SVD of the dense weights at the same ranks (no training).
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from codesign.experiments.jobs.tables import render
+from codesign.files import write_json
 from codesign.models.trp import TrpConfig, TrpResult, train_trp
 from codesign.models.workloads import load_digits_mlp
 
@@ -84,8 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     print(render_study(results))
     if args.json:
         out: list[dict[str, Any]] = [r.to_dict() for r in results]
-        with open(args.json, "w") as fh:
-            json.dump(out, fh, indent=2)
+        write_json(args.json, out)
 
 
 if __name__ == "__main__":

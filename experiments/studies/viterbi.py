@@ -23,13 +23,13 @@ pruned model and after masked fine-tuning (10 epochs). The paper (Lee et al., IC
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from codesign.experiments.jobs.tables import render
+from codesign.files import write_json
 from codesign.models.format import Format
 from codesign.models.registry import get_format
 from codesign.models.report import LayerReport, report_encoded, report_layer, total_report
@@ -183,12 +183,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"digits MLP dense accuracy {mlp.dense_accuracy:.4f}; VD spec {BASE_SPEC.to_json()}")
     rows = study(workloads)
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(
-                {"spec": BASE_SPEC.to_dict(), "dense_accuracy": mlp.dense_accuracy, "rows": rows},
-                fh,
-                indent=2,
-            )
+        doc = {"spec": BASE_SPEC.to_dict(), "dense_accuracy": mlp.dense_accuracy, "rows": rows}
+        write_json(args.json, doc)
 
 
 if __name__ == "__main__":

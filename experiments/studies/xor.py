@@ -25,11 +25,11 @@ Tables:
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
 
 from codesign.experiments.jobs.tables import render
+from codesign.files import write_json
 from codesign.models.bounds import entropy_bound, no_patch_probability
 from codesign.models.specs import XorSpec
 from codesign.models.workloads import gaussian
@@ -182,8 +182,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--n-in must be in 1..8 (n_s = 3 visits 2^(3·n_in) transitions per block)")
     doc = study(args.n_in, args.value_bits, args.seed)
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(doc, fh, indent=2)
+        write_json(args.json, doc)
 
 
 if __name__ == "__main__":

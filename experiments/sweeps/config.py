@@ -360,7 +360,27 @@ def validate_config(config: Any, name: str = "sweep") -> dict[str, Any]:
         if isinstance(dist, dict):
             _check_range(f"random.space.{key}", dist)
     _check_report_keys(config)
+    _check_name(config.get("name", name), "name" in config)
     return {"name": name, **config}
+
+
+#: A sweep name: one folder name of letters, digits, ``.``, ``_``, ``+`` and ``-``,
+#: starting with a letter or a digit (no ``/``, no ``..``), at most 100 characters.
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}"
+
+
+def _check_name(name: str, given: bool) -> None:
+    """The sweep's name must be one safe folder name: it names the default sweep
+    directory ``results/sweeps/NAME`` and the report folder of a config sharing a
+    directory, and must never lead out of them."""
+    if re.fullmatch(NAME_PATTERN, name):
+        return
+    where = "name" if given else "name (from the file name; set name: to choose one)"
+    raise SweepConfigError(
+        f"{where}: {name!r} is not a folder name: use 1 to 100 letters, digits, '.', '_', "
+        f"'+' or '-', starting with a letter or digit (no '/' or '..'); choose another "
+        f"folder with --out"
+    )
 
 
 def _expression(origin: str, text: str) -> None:

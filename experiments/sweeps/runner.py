@@ -2,18 +2,21 @@
 
 Three ways to run, same rows: in-process (``workers=1``), a local
 ``concurrent.futures.ProcessPoolExecutor`` (``forkserver`` start method, at most
-``workers`` points in flight, each worker with SIGINT ignored and numba and BLAS limited
-to its share of the cores), or a dask.distributed cluster (``scheduler`` address, e.g.
-``tcp://host:8786``; the cluster's workers must import the same sources as this
-process, whose code version the keys carry).
+``workers`` points in flight, each worker with SIGINT and SIGTERM ignored and numba and
+BLAS limited to its share of the cores), or a dask.distributed cluster (``scheduler``
+address, e.g. ``tcp://host:8786``; the cluster's workers must import the same sources
+as this process, whose code version the keys carry).
 
 Only this (parent) process writes to the store, one commit per point. A point whose
 stage raises is recorded as failed with its error and the sweep goes on. A worker
 process that dies breaks the local pool: the points that were running are rerun one
 at a time, each in a fresh single-worker pool, so the one that kills its worker is
 recorded as failed (``WorkerCrash``) and the others complete; the rest of the queue
-continues in a new pool. Ctrl-C stops the sweep: pending points are cancelled,
-running ones abandoned (local workers terminated), committed rows stay.
+continues in a new pool. Ctrl-C or SIGTERM stops the sweep (:mod:`.stopping`): pending
+points are cancelled, running ones abandoned (local workers killed), committed rows
+stay. An error while recording (a full disk) also kills the workers before it is
+raised. If this process is killed outright, its workers and the forkserver die with it
+(:mod:`.lifeline`).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import socket
 import time
 import traceback
 from collections import Counter, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -35,7 +38,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from codesign.experiments.sweeps.lifeline import alive, die_with_parent
 from codesign.experiments.sweeps.stages import STAGES, Metrics, Point, Stage
+from codesign.experiments.sweeps.stopping import stop_on_signals
 from codesign.experiments.sweeps.store import DONE, FAILED, Outcome, Store
 
 #: The stage functions a point runs, in order: (stage name, function).
@@ -99,7 +104,9 @@ def _failure(exc: BaseException | None, message: str = "") -> Outcome:
 class SweepSummary:
     """Counts after a run: ``points`` in the sweep, ``reused`` (done before this run),
     ``done`` and ``failed`` (recorded by this run), ``skipped_failed`` (failed before
-    and not retried), ``pending`` (no row yet: interrupted), ``interrupted``."""
+    and not retried), ``pending`` (no row yet: interrupted), ``interrupted`` (the
+    signal that stopped the run, ``signal.SIGINT`` or ``SIGTERM``; 0 if it ran to its
+    end)."""
 
     points: int
     reused: int
@@ -107,7 +114,7 @@ class SweepSummary:
     failed: int
     skipped_failed: int
     pending: int
-    interrupted: bool
+    interrupted: int
 
 
 def run_sweep(
@@ -156,17 +163,18 @@ def run_sweep(
     def runs(point: Point) -> StageRuns:
         return tuple((name, registry[name].run) for name in point["stages"])
 
-    interrupted = False
+    interrupted = 0
     try:
-        if scheduler is not None:
-            _run_dask(todo, scheduler, runs, record)
-        elif workers == 1:
-            for key, point in todo:
-                record(key, point, execute(point, runs(point)))
-        else:
-            _run_pool(todo, workers or os.cpu_count() or 1, runs, record)
-    except KeyboardInterrupt:
-        interrupted = True
+        with stop_on_signals():
+            if scheduler is not None:
+                _run_dask(todo, scheduler, runs, record)
+            elif workers == 1:
+                for key, point in todo:
+                    record(key, point, execute(point, runs(point)))
+            else:
+                _run_pool(todo, workers or os.cpu_count() or 1, runs, record)
+    except KeyboardInterrupt as exc:
+        interrupted = getattr(exc, "signum", signal.SIGINT)
     finally:
         bar.close()
     return SweepSummary(
@@ -185,11 +193,20 @@ def run_sweep(
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def _init_worker(threads: int) -> None:
-    """Ignore Ctrl-C (the parent handles it) and give numba and the BLAS / OpenMP
-    pools ``threads`` threads, so that the workers together use the cores once (an
-    oversubscribed BLAS spins and can run many times slower)."""
+def _init_worker(threads: int, sweep: int) -> None:
+    """Die with the forkserver (:mod:`.lifeline`; exit now if the sweep process
+    ``sweep`` is already gone), ignore SIGINT and SIGTERM (the sweep process handles
+    them and kills its workers), and give numba and the BLAS / OpenMP pools ``threads``
+    threads, so that the workers together use the cores once (an oversubscribed BLAS
+    spins and can run many times slower)."""
+    die_with_parent()
+    if not alive(sweep):
+        os._exit(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Any process this worker starts is spawned; numba then starts its threads under a
+    # no-op lock, not a named semaphore that a killed worker would leave behind.
+    multiprocessing.set_start_method("spawn", force=True)
     for name in THREAD_ENV:
         os.environ[name] = str(threads)
     import numba
@@ -203,7 +220,7 @@ def _run_pool(
     todo: Sequence[Item], workers: int, runs: Callable[[Point], StageRuns], record: Recorder
 ) -> None:
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["codesign.experiments.sweeps.stages"])
+    context.set_forkserver_preload(["codesign.experiments.sweeps.forkserver_preload"])
     queue = deque(todo)
     while queue:
         for item in _drain(queue, workers, context, runs, record):
@@ -221,36 +238,65 @@ def _drain(
     record: Recorder,
 ) -> list[Item]:
     """Run ``queue`` (consumed) on a fresh pool of ``workers`` processes until it is
-    empty or the pool breaks; return the points that were in flight at a break."""
+    empty or the pool breaks; return the points that were in flight at a break. At a
+    break or an exception (a stop, an error recording), the pool's workers are killed."""
     before = set(multiprocessing.active_children())
     threads = max(1, (os.cpu_count() or 1) // workers)
     pool = ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=(threads,)
+        workers, mp_context=context, initializer=_init_worker, initargs=(threads, os.getpid())
     )
     running: dict[Future, Item] = {}
+    finished_all = False
     try:
         while queue or running:
-            while queue and len(running) < workers:
-                key, point = queue.popleft()
-                running[pool.submit(execute, point, runs(point))] = (key, point)
+            submitted = _submit(pool, queue, running, workers, runs)
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            broken = []
-            for future in finished:
-                item = running.pop(future)
-                exc = future.exception()
-                if isinstance(exc, BrokenProcessPool):
-                    broken.append(item)
-                else:
-                    record(*item, future.result() if exc is None else _failure(exc))
-            if broken:
-                return broken + list(running.values())
+            broken = _collect(finished, running, record)
+            if broken or not submitted:
+                wait(running)  # a broken pool fails all its pending futures at once
+                return broken + _collect(list(running), running, record)
+        finished_all = True
         return []
-    except KeyboardInterrupt:
-        for process in set(multiprocessing.active_children()) - before:
-            process.terminate()
-        raise
     finally:
+        if not finished_all:
+            for process in set(multiprocessing.active_children()) - before:
+                process.kill()
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _submit(
+    pool: ProcessPoolExecutor,
+    queue: deque[Item],
+    running: dict[Future, Item],
+    workers: int,
+    runs: Callable[[Point], StageRuns],
+) -> bool:
+    """Move points from ``queue`` to ``running`` until ``workers`` are in flight; False
+    if the pool turned out broken (the point stays queued)."""
+    while queue and len(running) < workers:
+        key, point = queue[0]
+        try:
+            running[pool.submit(execute, point, runs(point))] = (key, point)
+        except BrokenProcessPool:
+            return False
+        queue.popleft()
+    return True
+
+
+def _collect(
+    futures: Iterable[Future], running: dict[Future, Item], record: Recorder
+) -> list[Item]:
+    """Record the outcome of each (done) future of ``futures``, removed from
+    ``running``; return the points lost to a broken pool instead."""
+    broken = []
+    for future in futures:
+        item = running.pop(future)
+        exc = future.exception()
+        if isinstance(exc, BrokenProcessPool):
+            broken.append(item)
+        else:
+            record(*item, future.result() if exc is None else _failure(exc))
+    return broken
 
 
 def _run_dask(
