@@ -10,9 +10,9 @@
    report (``sweep/``).
 
 Formats whose structure cannot meet 90 % on every layer run at their nearest point:
-BMWM at b = 16 (sparsity 1 − 1/16), LBI on 10×10 tiles (fc3 has 10 rows), lowrank at
-the parameter budget of 85 % (fc3 cannot hold one rank at 90 %; no masked fine-tuning,
-which does not preserve a rank).
+N:M as 1:10, BMWM at b = 16 (sparsity 1 − 1/16), LBI on 10×10 tiles (fc3 has 10 rows),
+lowrank at the parameter budget of 85 % (fc3 cannot hold one rank at 90 %; no masked
+fine-tuning, which does not preserve a rank).
 """
 
 from __future__ import annotations
@@ -23,17 +23,18 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from codesign.experiments.jobs.compress import compress_json, load_layers
+from codesign.experiments.jobs.compress import load_layers
 from codesign.experiments.jobs.tables import STORAGE_HEADER, render, storage_row
 from codesign.models.registry import FORMATS
 from codesign.models.report import LayerReport, report_encoded, total_report
-from codesign.models.specs import BmwmSpec, LbiSpec, Spec
+from codesign.models.specs import BmwmSpec, LbiSpec, NmSpec, Spec
 from codesign.models.workloads import load_digits_mlp
 
 DEMO_SPARSITY = 0.9
 FINETUNE_EPOCHS = 10
 #: format -> (spec, sparsity) where the defaults cannot run at DEMO_SPARSITY.
 DEMO_OVERRIDES: dict[str, tuple[Spec | None, float]] = {
+    "nm": (NmSpec(n=1, m=10), DEMO_SPARSITY),
     "bmwm": (BmwmSpec(b=16), 1.0 - 1.0 / 16),
     "lbi": (LbiSpec(rank=2, tile_rows=10, tile_cols=10, semiring="gf2"), DEMO_SPARSITY),
     "lowrank": (None, 0.85),
@@ -150,11 +151,17 @@ def demo_compress(out: Path) -> Spec:
             viterbi_spec = compressed[0][1].spec
         pruned = [ref for ref, _ in compressed]
         reports = [
-            report_encoded(layer.name, ref, enc, fmt)
+            report_encoded(layer.name, ref, enc, fmt, layer.weights, sparsity)
             for layer, (ref, enc) in zip(layers, compressed, strict=True)
         ]
         totals[name] = total_report(reports, name)
-        doc = compress_json(name, spec, reports, sparsity)
+        doc = {
+            "format": name,
+            "spec": spec.to_dict(),
+            "sparsity": sparsity,
+            "layers": [r.to_dict() for r in reports],
+            "total": totals[name].to_dict(),
+        }
         doc["accuracy_pruned"] = mlp.evaluate(pruned)
         doc["accuracy_finetuned"] = None
         if name not in NO_FINETUNE:
