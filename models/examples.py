@@ -18,10 +18,11 @@ download:
 
 **Weights** [ours]: Student-t distributed (ν = 4 for the encoder, 5 for the CNN; heavier
 tails than a Gaussian, as trained weights have) with standard deviation gain/√fan_in,
-plus a few large outliers per row (2 per row at 6–20 standard deviations) and per
-matrix (4 at 100–180 standard deviations: the max/std ≈ 175 outliers of trained
-transformer FFNs). LayerNorm and BatchNorm scales are 1 plus a small spread, biases and
-running means small, running variances in [0.5, 1.5].
+plus a few large outliers per row (2 per row at 6–12 standard deviations) and per
+matrix (4 at 220–260 standard deviations; the outliers inflate the measured standard
+deviation, so a 384×384 matrix has max/std ≈ 130–160 and an FFN matrix ≈ 180, like the
+max/std ≈ 175 of trained transformer FFNs). LayerNorm and BatchNorm scales are 1 plus a
+small spread, biases and running means small, running variances in [0.5, 1.5].
 
 :func:`example_geometry` gives how each layer meets its input — the token count of a
 transformer matmul, or a convolution's stride, padding and input size — as plain data
@@ -58,7 +59,7 @@ __all__ = [
 ]
 
 #: Bump when a generator's output changes (the cache file name carries it).
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 4
 ENCODER_TOKENS = 128
 """Tokens per sequence of the encoder's simulated matmuls (the pooler sees 1)."""
 RESNET_INPUT = 224
@@ -73,17 +74,19 @@ def heavy_tailed(
     gain: float = 1.0,
 ) -> np.ndarray:
     """float32 weights of ``shape`` (out, …): Student-t with ``df`` degrees of freedom,
-    standard deviation ``gain``/√``fan_in``, plus 2 outliers per output row at 6–20
-    standard deviations and 4 per tensor at 100–180 (random positions and signs)."""
+    standard deviation ``gain``/√``fan_in``, plus 2 outliers per output row at 6–12
+    standard deviations and 4 per tensor at 220–260 (random positions and signs)."""
     std = gain / math.sqrt(fan_in)
     scale = std / math.sqrt(df / (df - 2.0))
     w = rng.standard_t(df, size=shape) * scale
     flat = w.reshape(shape[0], -1)
     rows, cols = flat.shape
-    pick = rng.integers(0, cols, size=(rows, 2))
-    flat[np.arange(rows)[:, None], pick] = _signed(rng, (rows, 2), 6.0, 20.0) * std
+    first = rng.integers(0, cols, size=rows)
+    second = (first + rng.integers(1, max(cols, 2), size=rows)) % cols  # another column
+    pick = np.stack([first, second], axis=1)
+    flat[np.arange(rows)[:, None], pick] = _signed(rng, (rows, 2), 6.0, 12.0) * std
     where = rng.integers(0, flat.size, size=4)
-    flat.reshape(-1)[where] = _signed(rng, 4, 100.0, 180.0) * std
+    flat.reshape(-1)[where] = _signed(rng, 4, 220.0, 260.0) * std
     return w.astype(np.float32)
 
 

@@ -39,7 +39,9 @@ class LayerResult:
     cycles (sum over passes) and the bound of the longest pass; ``energy_pj`` per
     component; ``decoder_cells`` / ``area_um2``: decoder area proxy (``None``: no RTL
     block); ``product_error``: max |Y_sim − reference·X| (0 for exact integer
-    products); ``product_ok``: the lanes' product equals numpy's; ``wall_s``: seconds
+    products); ``product_ok``: the lanes' product equals numpy's (exactly for a one-pass
+    integer layer, else within max(1e-9, 4 machine epsilons of the reference's dtype) ×
+    max |Y| × n); ``wall_s``: seconds
     the simulation took."""
 
     work: LayerWork
@@ -111,7 +113,10 @@ def simulate_layer(
     error = float(np.max(np.abs(y - expect), initial=0.0))
     scale = float(np.max(np.abs(expect), initial=0.0))
     exact = np.issubdtype(value_dtype, np.integer) and len(work.passes) == 1
-    ok = error == 0.0 if exact else error <= 1e-9 * max(scale, 1.0) * work.dense_shape[1]
+    ref_dtype = np.asarray(reference).dtype
+    eps = np.finfo(ref_dtype).eps if np.issubdtype(ref_dtype, np.floating) else 0.0
+    tolerance = max(1e-9, 4 * eps) * max(scale, 1.0) * work.dense_shape[1]
+    ok = error == 0.0 if exact else error <= tolerance
     cells_total = [e.decoder_cells for e in energies if e.decoder_cells is not None]
     areas = [e.area_um2 for e in energies if e.area_um2 is not None]
     return LayerResult(

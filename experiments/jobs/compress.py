@@ -244,18 +244,20 @@ class Comparison:
 
     def reference_label(self) -> str:
         """What ``lossless`` compares with and what ``x CSR`` stores."""
+        approximating = [get_format(p.format).approximates for p in self.plans]
         pruned = any(p.sparsity is not None for p in self.plans)
         what = "the pruned matrix" if pruned else "the matrix as given"
         if self.quantized_by_format:
             what += " as xor quantizes it"
-        text = f"{what}, {self.precision_label()}"
-        if any(get_format(p.format).approximates for p in self.plans):
-            text += (
-                "; lowrank approximates the matrix before pruning: it is compared with "
-                "that matrix, and x CSR with CSR of its magnitude pruning at the same "
-                "sparsity"
-            )
-        return text
+        lowrank = (
+            "the matrix before pruning, which lowrank approximates (x CSR: CSR of its "
+            "magnitude pruning at the requested sparsity)"
+        )
+        if all(approximating):
+            return f"{lowrank}, {self.precision_label()}"
+        if any(approximating):
+            return f"{what}, {self.precision_label()}; for lowrank layers {lowrank}"
+        return f"{what}, {self.precision_label()}"
 
     def to_json(self) -> dict[str, Any]:
         """The JSON document `codesign compress --json` writes."""

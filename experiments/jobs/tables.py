@@ -57,14 +57,26 @@ def storage_row(
     ]
 
 
+#: Names printed of the tensors a ``--layers`` selection leaves out (the JSON has all).
+UNSELECTED_SHOWN = 3
+
+
 def skipped_lines(tensors: Sequence[Mapping[str, Any]]) -> list[str]:
     """Skipped tensors (``Tensor.to_dict`` of :mod:`codesign.models.weight_files`) by
-    reason, one line per reason, each tensor named with its dtype and shape."""
+    reason, one line per reason, each tensor named with its dtype and shape; of the
+    tensors a ``--layers`` selection leaves out, the count and the first few names."""
     by_reason: dict[str, list[str]] = {}
     for t in tensors:
         shape = "x".join(map(str, t["shape"])) or "scalar"
         by_reason.setdefault(t["reason"], []).append(f"{t['name']} ({t['dtype']} {shape})")
-    return [f"skipped, {reason}: {', '.join(names)}" for reason, names in by_reason.items()]
+    lines = []
+    for reason, names in by_reason.items():
+        if reason.startswith("not selected") and len(names) > UNSELECTED_SHOWN:
+            shown = ", ".join(names[:UNSELECTED_SHOWN])
+            lines.append(f"skipped, {reason}: {len(names)} tensors ({shown}, ...)")
+        else:
+            lines.append(f"skipped, {reason}: {', '.join(names)}")
+    return lines
 
 
 def extras_table(reports: Sequence[LayerReport]) -> str | None:
