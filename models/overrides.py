@@ -6,8 +6,9 @@ mapping with ``match`` — one ``fnmatch`` pattern or a list of them, tested aga
 tensor name (``"layer1.*"``, ``"*.output.dense.weight"``) — and any of the settings
 it changes (``format``, ``spec``, ``sparsity``, ``quantize``, and the simulator's
 geometry keys). Every override whose pattern matches a layer applies, in order, so a
-later one wins for the keys it sets; a ``spec`` override replaces the whole spec (a
-new format takes its own spec fields).
+later one wins for the keys it sets; a ``spec`` override replaces the whole spec, and
+an override changing the ``format`` without a ``spec`` starts from that format's
+default spec (the old format's fields do not apply to it).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ def resolve(
     out = dict(base)
     for override in overrides:
         if matches(override, name):
+            if override.get("format", out.get("format")) != out.get("format"):
+                out["spec"] = {}
             out.update({k: v for k, v in override.items() if k != "match"})
     return out
 

@@ -102,17 +102,20 @@ class Geometry:
             self.in_channels * math.prod(self.kernel), -1
         )
 
-    def reference(self, matrix: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """The layer's output (m, columns), float64, computed without im2col: for a
+    def reference(
+        self, matrix: np.ndarray, x: np.ndarray, dtype: np.dtype = np.float64
+    ) -> np.ndarray:
+        """The layer's output (m, columns) computed in ``dtype`` (float64, or float32
+        when the caller knows every sum is exact in it) without im2col: for a
         convolution Σ over kernel offsets of W[:, :, offset] · (input shifted by it),
         else ``matrix @ x``."""
-        matrix = np.asarray(matrix, dtype=np.float64)
-        x = np.asarray(x, dtype=np.float64)
+        matrix = np.asarray(matrix, dtype=dtype)
+        x = np.asarray(x, dtype=dtype)
         if self.kind != "conv":
             return matrix @ x
         kernel = matrix.reshape(matrix.shape[0], self.in_channels, *self.kernel)
         padded = self._padded(x)
-        out = np.zeros((matrix.shape[0], math.prod(self.output) * x.shape[-1]))
+        out = np.zeros((matrix.shape[0], math.prod(self.output) * x.shape[-1]), dtype=dtype)
         for offset in itertools.product(*(range(k) for k in self.kernel)):
             window = tuple(
                 slice(i, i + s * (o - 1) + 1, s)
@@ -129,7 +132,7 @@ class Geometry:
     def describe(self) -> str:
         """Short text: ``fc``, ``128 tokens``, ``conv 3x3/2 56x56->28x28``."""
         if self.kind == "tokens":
-            return f"{self.tokens} tokens"
+            return f"{self.tokens} token{'s' if self.tokens != 1 else ''}"
         if self.kind == "fc":
             return "fc"
         text = f"conv {_dims(self.kernel)}"

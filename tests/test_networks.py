@@ -257,3 +257,57 @@ def test_example_models_compress(capsys):
     assert re.search(r"^layer4\.1\.conv2\.weight +512x4608 \(3x3\) ", out, re.M)
     assert "side: 8 tensors" in out
     assert "skipped, non-weight buffer (name matches '*num_batches_tracked'): " in out
+
+
+def sweep_points(model_file, **base):
+    from codesign.experiments.sweeps.config import expand, validate_config
+
+    workload = {"weights": str(model_file), "layers": ["fc*"]}
+    config = {
+        "stages": ["compress", "simulate"],
+        "base": {"workload": workload, "format": "csr", "quantize": 8, "synth": False, **base},
+        "grid": {"sparsity": [0.75]},
+    }
+    return expand(validate_config(config))
+
+
+def test_sweep_points_carry_the_workload_selection_and_overrides(model_file):
+    from codesign.experiments.sweeps.stages import run_compress, run_simulate
+
+    overrides = [{"match": "fc2.*", "format": "bitmap"}]
+    (point,) = sweep_points(model_file, overrides=overrides)
+    assert point["overrides"] == overrides and point["workload"]["layers"] == ["fc*"]
+    storage = run_compress(point)
+    assert storage["side_bits"] == 32 * 8 and storage["precision_bits"] == 8
+    sim = run_simulate(point)
+    assert sim["layers"] == 2 and sim["storage"] == "bitmap,csr" and sim["product_ok"]
+    assert sim["total_bits"] == storage["total_bits"]  # the same layers and side tensors
+
+
+def test_sweep_overrides_are_checked_before_running(model_file):
+    from codesign.experiments.sweeps.config import SweepConfigError
+
+    bad = [{"match": "fc2.*", "format": "nm", "spec": {"b": 4}}]
+    with pytest.raises(SweepConfigError, match=r"overrides\[0\]\.spec\.b: spec field 'b'"):
+        sweep_points(model_file, overrides=bad)
+
+
+def test_every_format_table_runs_fixed_formats_at_their_point_and_keeps_refusals():
+    from codesign.experiments.jobs.networks import compare_formats, format_point, render_formats
+
+    assert format_point("nm", 0.9) == ({"n": 1, "m": 10}, pytest.approx(0.9))
+    assert format_point("bmwm", 0.9) == ({"b": 16}, 0.9375)
+    assert format_point("csr", 0.9) == ({}, 0.9)
+    workload = load_workload(synthetic_shape="40x60")
+    rows = compare_formats(workload, 0.9, 8, ["dense", "nm", "bmwm", "darb", "csr"])
+    by = {r.format: r for r in rows}
+    assert by["dense"].sparsity is None and by["dense"].result.model_total().sparsity == 0
+    assert by["nm"].result.model_total().sparsity == pytest.approx(0.9)
+    assert by["bmwm"].result.model_total().sparsity == pytest.approx(1 - 4 / 60)  # short block
+    assert all(r.result.precision == 8 for r in rows if r.result is not None)
+    text = render_formats(rows)
+    assert re.search(r"^nm +n=1 m=10 ", text, re.M)
+    bad = compare_formats(workload, 0.99, 8, ["darb"])[0]
+    assert bad.result is None and "max_block" in bad.error
+    assert f"darb refused: {bad.error}" in render_formats([bad])
+    assert bad.to_json()["error"] == bad.error

@@ -128,17 +128,6 @@ def load_workload(
     return _selected("digits MLP", [Layer(n, w) for n, w in pairs], layers)
 
 
-def load_layers(
-    weights_file: str | None = None,
-    synthetic_shape: str | None = None,
-    model: str | None = None,
-    distribution: str = "gaussian",
-    seed: int = 0,
-) -> list[Layer]:
-    """The layers of :func:`load_workload` (its side and skipped tensors left out)."""
-    return list(load_workload(weights_file, synthetic_shape, model, distribution, seed).layers)
-
-
 def prepare(layer: Layer, quantize: int | None) -> np.ndarray:
     """The checked matrix to compress, quantized to ``quantize``-bit integers if given
     (symmetric, one scale per layer)."""
