@@ -134,7 +134,7 @@ _REFUSED_KINDS = {
     "c": "a complex dtype",
     "M": "a datetime dtype",
     "m": "a timedelta dtype",
-    "O": "Python objects (a pickle; refused, never unpickled)",
+    "O": "Python objects, a pickle that is refused and never unpickled",
     "S": "a byte-string dtype",
     "U": "a text dtype",
     "V": "a structured or raw-bytes dtype",
@@ -305,6 +305,8 @@ class _SafetensorsReader(_Reader):
     def _parse(self, text: bytes) -> dict[str, Any]:
         try:
             header = json.loads(text.decode("utf-8"), object_pairs_hook=_unique_keys)
+        except _DuplicateKey as exc:
+            raise self.error(f"malformed .safetensors header: {exc}") from None
         except (UnicodeDecodeError, ValueError) as exc:
             raise self.error(f"malformed .safetensors header: not JSON ({exc})") from None
         if not isinstance(header, dict):
@@ -447,7 +449,9 @@ class _NpzReader(_Reader):
             shape, fortran, dtype, header = self._header(member, f)
         why = _refused_dtype(dtype)
         if why is not None:
-            raise self.error(f"member {member!r} holds {why} ({dtype}); weights need real numbers")
+            raise self.error(
+                f"member {member!r} holds {why} (dtype {dtype}); weights need real numbers"
+            )
         entry = _Entry(name, dtype.name, tuple(shape), dtype)
         declared = info.file_size - header
         if declared != entry.nbytes:
@@ -486,10 +490,11 @@ class _NpzReader(_Reader):
                 if major == 1
                 else np.lib.format.read_array_header_2_0
             )
-            shape, fortran, dtype = read(io.BytesIO(raw_len + text))
-        except WeightsError:
-            raise
-        except Exception as exc:  # numpy's header parser raises many kinds
+            try:
+                shape, fortran, dtype = read(io.BytesIO(raw_len + text))
+            except Exception as exc:  # numpy's header parser raises many kinds
+                raise ValueError(f"cannot parse its header ({exc})") from None
+        except ValueError as exc:
             raise self.error(f"member {member!r} is not a valid .npy array: {exc}") from None
         return tuple(shape), bool(fortran), np.dtype(dtype), 8 + width + length
 

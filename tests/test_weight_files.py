@@ -185,13 +185,13 @@ CATALOGUE: list[tuple[str, str, Callable[[Path], Path], str]] = [
         "object array (pickle)",
         "pickle.npz",
         pickle_npz,
-        "holds Python objects (a pickle; refused, never unpickled)",
+        "holds Python objects, a pickle that is refused and never unpickled (dtype object)",
     ),
     (
         "complex npz",
         "complex.npz",
         lambda p: write_zip(p, {"w.npy": npy(np.ones((2, 2), np.complex64))}),
-        "holds a complex dtype (complex64)",
+        "holds a complex dtype (dtype complex64)",
     ),
     (
         "complex safetensors",
@@ -282,7 +282,7 @@ CATALOGUE: list[tuple[str, str, Callable[[Path], Path], str]] = [
             b'"w": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}',
             bytes(8),
         ),
-        "duplicate name 'w'",
+        "malformed .safetensors header: duplicate name 'w'",
     ),
     (
         "header bad shape",
@@ -348,7 +348,7 @@ CATALOGUE: list[tuple[str, str, Callable[[Path], Path], str]] = [
         lambda p: write_zip(
             p, {"w.npy": b"\x93NUMPY\x01\x00\x20\x00{'descr': '<f4', 'shape': (2,        \n"}
         ),
-        "member 'w.npy' is not a valid .npy array",
+        "member 'w.npy' is not a valid .npy array: cannot parse its header",
     ),
     (
         "npz member of npy version 3",
