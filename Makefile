@@ -70,6 +70,7 @@ bench: setup
 	$(PY) benchmarks/bench_formats.py
 	$(PY) benchmarks/bench_gf2.py
 	$(PY) benchmarks/bench_sim.py
+	$(PY) benchmarks/bench_networks.py
 
 clean:
 	rm -rf $(VENV) results sim_build .pytest_cache .ruff_cache .hypothesis

@@ -8,7 +8,9 @@ column = (block << log2 b_r) | offset.
 
 * **BMWM** (block-max weight masking, :class:`BmwmFormat`): one block size b for every
   row, so rows are perfectly balanced; sparsity is fixed at 1 − 1/b (a little less when
-  the short last block is counted).
+  the short last block is counted), and a requested sparsity farther than 0.005 from
+  it is refused with the nearest block sizes named (the fixed-sparsity rule of
+  :data:`~codesign.models.format.SPARSITY_TOLERANCE`).
 * **DARB** (density-adaptive regular blocks, :class:`DarbFormat`, Ren et al., AAAI
   2020): each row its own b_r from the row's count nnz_r under global magnitude
   pruning at the target rate (rule: :func:`darb_log_blocks`), named by a per-row code
@@ -34,6 +36,7 @@ import numpy as np
 from numba import njit, prange
 
 from codesign.models.format import (
+    SPARSITY_TOLERANCE,
     Decoded,
     Encoded,
     Format,
@@ -238,18 +241,19 @@ def _keep(weights: np.ndarray, sel: BlockSelection) -> np.ndarray:
 
 
 def _bmwm_log_block(sparsity: float, spec: BmwmSpec) -> int:
-    need = bmwm_block_for(sparsity)
-    if need > BMWM_MAX_BLOCK:
+    """log2 of ``spec.b``, or :class:`FormatError` when BMWM's fixed sparsity 1 − 1/b
+    misses ``sparsity`` by more than :data:`~codesign.models.format.SPARSITY_TOLERANCE`
+    (naming the nearest block sizes and the sparsities they reach)."""
+    reached = 1.0 - 1.0 / spec.b
+    if abs(reached - check_sparsity(sparsity)) > SPARSITY_TOLERANCE:
+        upper = min(bmwm_block_for(sparsity), BMWM_MAX_BLOCK)
+        near = sorted({max(upper // 2, 1), upper})
+        points = ", ".join(f"b={b} gives {1 - 1 / b:.6g}" for b in near)
         raise FormatError(
-            f"BMWM keeps one weight per block of at most {BMWM_MAX_BLOCK} columns, so its "
-            f"sparsity is at most {1 - 1 / BMWM_MAX_BLOCK:.6g}; sparsity {sparsity:.6g} "
-            f"needs another format"
-        )
-    if need != spec.b:
-        raise FormatError(
-            f"BMWM keeps one weight per block, so its sparsity is fixed at 1 - 1/b: "
-            f"BmwmSpec b={spec.b} gives {1 - 1 / spec.b:.6g}, not the requested sparsity "
-            f"{sparsity:.6g}; use b={need} (sparsity {1 - 1 / need:.6g})"
+            f"BMWM keeps one weight per block of b, so its sparsity is fixed at 1 - 1/b: "
+            f"BmwmSpec b={spec.b} gives {reached:.6g}, out of reach of the requested "
+            f"sparsity {sparsity:.6g}; nearest points: {points} (use b={upper} with "
+            f"sparsity {1 - 1 / upper:.6g}, or ask for sparsity {reached:.6g})"
         )
     return spec.b.bit_length() - 1
 
@@ -257,8 +261,9 @@ def _bmwm_log_block(sparsity: float, spec: BmwmSpec) -> int:
 def bmwm_prune(weights: np.ndarray, sparsity: float, spec: BmwmSpec) -> np.ndarray:
     """BMWM pruning: keep the largest |w| of every block of ``spec.b`` columns.
 
-    ``sparsity`` must be one BMWM reaches: ``spec.b`` must equal
-    :func:`bmwm_block_for` (sparsity), else :class:`FormatError` naming that b.
+    ``sparsity`` must be the one BMWM reaches with ``spec.b``, 1 − 1/b, within
+    :data:`~codesign.models.format.SPARSITY_TOLERANCE`, else :class:`FormatError`
+    naming the nearest block sizes.
     """
     check_weights(weights)
     k = _bmwm_log_block(sparsity, spec)

@@ -97,16 +97,27 @@ def ceil_log2(x: int) -> int:
     return int(x - 1).bit_length()
 
 
+SPARSITY_TOLERANCE = 0.005
+"""How far (absolute) a format's reached sparsity may lie from the requested one when
+its structure fixes the sparsity (nm: 1 − n/m; bmwm: 1 − 1/b): farther, it refuses and
+names the nearest sparsity it reaches (the calibrated formats use the same 0.005)."""
+
+
 class Format(abc.ABC):
     """A storage format: ``encode`` / ``decode`` plus the pruning structure it needs.
 
     Subclasses set ``name`` (the spec's ``format_name``) and implement ``_encode`` and
     ``decode``. ``prune`` gives the structure the format stores best (magnitude
     pruning by default); encoding itself never changes a weight.
+
+    ``approximates``: True for a format whose decode approximates its input instead of
+    reproducing a pruned matrix (``lowrank``): a report compares its decode with the
+    input and its CSR baseline is the input's magnitude pruning at the same sparsity.
     """
 
     name: ClassVar[str]
     summary: ClassVar[str]
+    approximates: ClassVar[bool] = False
 
     @property
     def spec_type(self) -> type[Spec]:
@@ -122,6 +133,11 @@ class Format(abc.ABC):
                 f"format {self.name!r} needs a {self.spec_type.__name__}, got {type(spec).__name__}"
             )
         return self._encode(weights, spec)
+
+    def value_precision(self, enc: Encoded) -> int:
+        """Bits of one stored value of ``enc``: the width its values are compared at
+        (the stored dtype's; a format that quantizes internally overrides it)."""
+        return value_width(enc.dtype)
 
     @abc.abstractmethod
     def _encode(self, weights: np.ndarray, spec: Any) -> Encoded:

@@ -4,15 +4,27 @@ pruning (REFERENCES §5).
 A layer (m, n) of rank r is stored as U (m, r) and V (r, n) — two thin layers, r·(m+n)
 values and MACs instead of m·n — with no index at all. The factors come from the
 truncated SVD W = Σ σ_i u_i v_iᵀ, split evenly: U = U_r·diag(√σ), V = diag(√σ)·V_rᵀ.
+
+Floating weights keep their dtype in the factors. Integer weights (a quantized layer)
+are stored at their own precision: each factor is quantized symmetrically to the
+weights' bit width (:func:`~codesign.models.workloads.quantize_symmetric`) with one
+float32 scale per factor (stream ``scales``); decode is scale_u·scale_v·U·V in float32.
+Either way the format approximates its input: a report compares the decode with the
+input, never with the reconstruction (:attr:`LowrankFormat.approximates`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
 from codesign.models.format import Decoded, Encoded, Format, FormatError, Stream, value_width
 from codesign.models.specs import LowrankSpec, Spec
-from codesign.models.workloads import check_sparsity, check_weights
+from codesign.models.workloads import check_sparsity, check_weights, quantize_symmetric
+
+SCALE_BITS = 32
+"""Width of a factor's scale (float32) when integer weights quantize the factors."""
 
 
 def energy_rank(singular_values: np.ndarray, energy: float) -> int:
@@ -62,15 +74,17 @@ def budget_rank(shape: tuple[int, int], sparsity: float) -> int:
 
 class LowrankFormat(Format):
     """Two dense factors U (m, r), V (r, n) as value streams; index bits 0, value bits
-    r·(m+n)·(value bits). ``encode`` = truncated SVD at ``spec.rank`` (or at the
-    smallest rank keeping ``spec.energy`` of Σσ²), factors stored in the input's
-    floating dtype; ``decode`` = U·V computed in float64, cast to that dtype (the mask
-    is all True: every weight is produced). ``compress`` with a sparsity uses
-    :func:`budget_rank` and returns (U·V, encoding), so ``lossless`` checks that the
-    stored factors reproduce U·V."""
+    r·(m+n)·(value bits) (+ 2 scales for integer weights). ``encode`` = truncated SVD at
+    ``spec.rank`` (or at the smallest rank keeping ``spec.energy`` of Σσ²), factors
+    stored in the input's floating dtype or quantized to its integer width (module
+    docstring); ``decode`` = U·V computed in float64, cast to the floating dtype (the
+    mask is all True: every weight is produced). ``compress`` with a sparsity uses
+    :func:`budget_rank` and returns (U·V, encoding): U·V is what the encoding stands
+    for; a report compares it with the input (:attr:`approximates`)."""
 
     name = "lowrank"
     summary = "W ≈ U·V, two dense factors from the truncated SVD, no index"
+    approximates = True
 
     def prune(self, weights: np.ndarray, sparsity: float, spec: Spec | None = None) -> np.ndarray:
         """The rank-r approximation U·V at the equal-parameter rank of ``sparsity``."""
@@ -94,11 +108,6 @@ class LowrankFormat(Format):
         return self.decode(enc).weights, enc
 
     def _encode(self, weights: np.ndarray, spec: LowrankSpec) -> Encoded:
-        if not np.issubdtype(weights.dtype, np.floating):
-            raise FormatError(
-                f"lowrank stores its factors in the weights' dtype and needs floating "
-                f"weights, got {weights.dtype}; convert with weights.astype(np.float32)"
-            )
         m, n = weights.shape
         full = min(m, n)
         wf = weights.astype(np.float64)
@@ -109,13 +118,22 @@ class LowrankFormat(Format):
                 f"layer; use rank in 1..{full}"
             )
         rank = energy_rank(s, spec.energy) if spec.rank is None else spec.rank
-        left, right = (f.astype(weights.dtype) for f in _split(u, s, vt, rank))
         vb = value_width(weights.dtype)
+        factors = _split(u, s, vt, rank)
+        if np.issubdtype(weights.dtype, np.floating):
+            left, right = (f.astype(weights.dtype) for f in factors)
+            scales = np.ones(2)
+            streams = {}
+        else:
+            (left, su), (right, sv) = (quantize_symmetric(f, vb) for f in factors)
+            scales = np.array([su, sv], dtype=np.float32)
+            streams = {"scales": Stream(scales, SCALE_BITS, "value")}
         streams = {
             "u": Stream(left.ravel(), vb, "value"),
             "v": Stream(right.ravel(), vb, "value"),
+            **streams,
         }
-        approx = left.astype(np.float64) @ right.astype(np.float64)
+        approx = _product(left, right, scales)
         norm = float(np.linalg.norm(wf))
         extras = {
             "rank": float(rank),
@@ -123,11 +141,27 @@ class LowrankFormat(Format):
             "relative_error": float(np.linalg.norm(wf - approx)) / norm if norm else 0.0,
             "param_fraction": rank * (m + n) / (m * n),
         }
-        return self._bundle(weights, spec, streams, 0, (left.size + right.size) * vb, extras)
+        value_bits = sum(stream.bits for stream in streams.values())
+        return self._bundle(weights, spec, streams, 0, value_bits, extras)
 
     def decode(self, enc: Encoded) -> Decoded:
         m, n = enc.shape
-        left = enc.streams["u"].data.astype(np.float64).reshape(m, -1)
-        right = enc.streams["v"].data.astype(np.float64).reshape(left.shape[1], n)
-        weights = (left @ right).astype(enc.dtype)
+        left = enc.streams["u"].data.reshape(m, -1)
+        right = enc.streams["v"].data.reshape(left.shape[1], n)
+        dtype = enc.dtype if np.issubdtype(enc.dtype, np.floating) else np.float32
+        weights = _product(left, right, factor_scales(enc)).astype(dtype)
         return Decoded(weights, np.ones(enc.shape, dtype=bool))
+
+
+def factor_scales(enc: Encoded) -> tuple[float, float]:
+    """The scales of U and V of a ``lowrank`` encoding (1.0 for floating factors)."""
+    if "scales" not in enc.streams:
+        return 1.0, 1.0
+    su, sv = enc.streams["scales"].data
+    return float(su), float(sv)
+
+
+def _product(left: np.ndarray, right: np.ndarray, scales: Sequence[float]) -> np.ndarray:
+    """scale_u·scale_v·U·V in float64."""
+    product = left.astype(np.float64) @ right.astype(np.float64)
+    return product * (float(scales[0]) * float(scales[1]))

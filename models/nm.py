@@ -1,10 +1,16 @@
-"""N:M structured sparsity: n (position, value) slots in every group of m weights."""
+"""N:M structured sparsity: n (position, value) slots in every group of m weights.
+
+Its sparsity is fixed at 1 − n/m: pruning to another sparsity (beyond
+:data:`~codesign.models.format.SPARSITY_TOLERANCE`) is refused, naming the n:m that
+reaches it, rather than storing padded slots silently.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from codesign.models.format import (
+    SPARSITY_TOLERANCE,
     Decoded,
     Encoded,
     Format,
@@ -14,7 +20,7 @@ from codesign.models.format import (
     value_width,
 )
 from codesign.models.specs import NmSpec, Spec
-from codesign.models.workloads import check_sparsity, magnitude_prune
+from codesign.models.workloads import check_sparsity
 
 
 def _groups(weights: np.ndarray, m: int) -> np.ndarray:
@@ -32,6 +38,20 @@ def _slot_valid(cols: int, spec: NmSpec) -> np.ndarray:
     lengths = np.full(n_groups, spec.m)
     lengths[-1] = cols - (n_groups - 1) * spec.m
     return np.arange(spec.n)[None, :] < np.minimum(spec.n, lengths)[:, None]
+
+
+def nearest_nm(sparsity: float) -> tuple[int, int]:
+    """The n:m (m ≤ 64) whose sparsity 1 − n/m is nearest ``sparsity`` (to 4 decimals;
+    the smallest m among equally near ones)."""
+    lo, hi = NmSpec._ranges["m"]
+    best = min(
+        ((n, m) for m in range(lo, hi + 1) for n in range(1, m + 1)),
+        key=lambda nm: (
+            round(abs(1 - nm[0] / nm[1] - sparsity), 4),
+            nm[1],
+        ),
+    )
+    return best
 
 
 def nm_prune(weights: np.ndarray, spec: NmSpec) -> np.ndarray:
@@ -52,14 +72,20 @@ class NmFormat(Format):
     summary = "n of every m weights: ⌈log2 m⌉-bit position per slot"
 
     def prune(self, weights: np.ndarray, sparsity: float, spec: Spec | None = None) -> np.ndarray:
-        """N:M magnitude pruning, then global magnitude pruning up to ``sparsity``
-        when it asks for more than 1 − n/m (fewer than n per group stays N:M)."""
+        """N:M magnitude pruning. ``sparsity`` must be the one N:M reaches, 1 − n/m,
+        within :data:`~codesign.models.format.SPARSITY_TOLERANCE`: otherwise
+        :class:`FormatError` names that sparsity and an n:m reaching the request."""
         spec = spec if isinstance(spec, NmSpec) else NmSpec()
-        pruned = nm_prune(weights, spec)
-        zeros = pruned.size - np.count_nonzero(pruned)
-        if check_sparsity(sparsity) * pruned.size > zeros:
-            pruned = magnitude_prune(pruned, sparsity)
-        return pruned
+        reached = 1.0 - spec.n / spec.m
+        if abs(reached - check_sparsity(sparsity)) > SPARSITY_TOLERANCE:
+            n, m = nearest_nm(sparsity)
+            raise FormatError(
+                f"nm keeps n={spec.n} of every m={spec.m} weights, so its sparsity is fixed "
+                f"at {reached:.6g}, out of reach of the requested sparsity {sparsity:.6g}; "
+                f"ask for sparsity {reached:.6g}, or use n={n}, m={m} (sparsity "
+                f"{1 - n / m:.6g})"
+            )
+        return nm_prune(weights, spec)
 
     def _encode(self, weights: np.ndarray, spec: NmSpec) -> Encoded:
         rows, cols = weights.shape

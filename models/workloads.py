@@ -4,7 +4,8 @@ A layer's weight matrix ``W`` has shape ``(out_features, in_features)``: the acc
 computes ``Y = W @ X``. Weights come from three sources:
 
 * synthetic matrices (:func:`gaussian`, :func:`laplacian`, :func:`synthetic`), seeded;
-* files (:func:`load_weights`): ``.npz`` or ``.safetensors``;
+* files: ``.npz`` or ``.safetensors`` model files, read by
+  :mod:`codesign.models.weight_files`;
 * a small trained model (:func:`load_digits_mlp`): a 64-300-100-10 ReLU MLP on
   scikit-learn's shipped digits dataset, trained once and cached.
 
@@ -21,8 +22,6 @@ import math
 import numbers
 import os
 import re
-import zipfile
-import zlib
 from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from itertools import pairwise
@@ -30,17 +29,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import safetensors
-import safetensors.numpy
 
 from codesign.files import drop_corrupt, replacing
+from codesign.models.errors import WeightsError
+from codesign.models.weight_files import read_arrays
 
 if TYPE_CHECKING:
     from sklearn.neural_network import MLPClassifier
-
-
-class WeightsError(ValueError):
-    """A weight matrix, a weights file or a workload parameter is invalid."""
 
 
 # ---------------------------------------------------------------- validation
@@ -253,103 +248,6 @@ def quantize_symmetric(w: np.ndarray, bits: int) -> tuple[np.ndarray, float]:
     scale = peak / levels if peak > 0 else 1.0
     q = np.clip(np.rint(w.astype(np.float64) / scale), -levels, levels)
     return q.astype(np.int8 if bits <= 8 else np.int16), scale
-
-
-# ---------------------------------------------------------------- weights files
-
-_NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
-
-
-def load_weights(path: str | Path) -> dict[str, np.ndarray]:
-    """The weight matrices of a ``.npz`` or ``.safetensors`` file, by name, in file order.
-
-    2-D arrays are returned as (out, in); arrays with more dimensions (conv kernels,
-    out x in x kh x kw) are reshaped to ``(shape[0], prod(shape[1:]))``; 0-D and 1-D
-    arrays (biases) are skipped. float16 and bfloat16 arrays become float32; integer
-    and other floating dtypes are kept. Arrays are copies, independent of the file.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: no such file")
-    readers = {".npz": _read_npz, ".safetensors": _read_safetensors}
-    reader = readers.get(path.suffix.lower())
-    if reader is None:
-        raise WeightsError(
-            f"{path}: unknown extension {path.suffix!r}; expected one of {', '.join(readers)}"
-        )
-    matrices = {
-        name: _as_matrix(path, name, array)
-        for name, array in reader(path).items()
-        if array.ndim >= 2
-    }
-    if not matrices:
-        raise WeightsError(f"{path}: no weight arrays with 2 or more dimensions")
-    return matrices
-
-
-def _as_matrix(path: Path, name: str, array: np.ndarray) -> np.ndarray:
-    if array.dtype == np.float16:
-        array = array.astype(np.float32)
-    matrix = np.array(array.reshape(array.shape[0], math.prod(array.shape[1:])))
-    return check_weights(matrix, name=f"{path}: array {name!r}")
-
-
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    if not zipfile.is_zipfile(path):
-        raise WeightsError(f"{path}: not an .npz file (not a zip archive)")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}
-    except _NPZ_ERRORS as exc:
-        raise WeightsError(f"{path}: unreadable .npz file: {exc}") from exc
-
-
-def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
-    try:
-        dtypes = _safetensors_dtypes(path)
-        if "BF16" not in dtypes.values():
-            return safetensors.numpy.load_file(path)
-        raw = dict(safetensors.deserialize(path.read_bytes()))
-    except (safetensors.SafetensorError, OSError) as exc:
-        raise WeightsError(f"{path}: unreadable .safetensors file: {exc}") from exc
-    return {key: _decode_safetensor(raw[key]) for key in dtypes}
-
-
-def _safetensors_dtypes(path: Path) -> dict[str, str]:
-    with safetensors.safe_open(path, framework="np") as f:
-        dtypes = {key: f.get_slice(key).get_dtype() for key in f.offset_keys()}
-    for key, dtype in dtypes.items():
-        if dtype not in _SAFETENSOR_DECODE:
-            raise WeightsError(
-                f"{path}: array {key!r} has unsupported dtype {dtype}; "
-                "need an integer, floating or bfloat16 dtype"
-            )
-    return dtypes
-
-
-def _decode_safetensor(info: dict[str, Any]) -> np.ndarray:
-    data = np.frombuffer(info["data"], dtype=_SAFETENSOR_DECODE[info["dtype"]])
-    if info["dtype"] == "BF16":
-        data = (data.astype("<u4") << 16).view("<f4")
-    return data.reshape(info["shape"])
-
-
-_SAFETENSOR_DECODE = {
-    "BF16": "<u2",
-    "F64": "<f8",
-    "F32": "<f4",
-    "F16": "<f2",
-    "I64": "<i8",
-    "I32": "<i4",
-    "I16": "<i2",
-    "I8": "i1",
-    "U64": "<u8",
-    "U32": "<u4",
-    "U16": "<u2",
-    "U8": "u1",
-    "BOOL": "?",
-    "C64": "<c8",
-}
 
 
 # ---------------------------------------------------------------- the digits MLP
@@ -566,7 +464,7 @@ def _read_cache(path: Path) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
     if not path.is_file():
         return None
     try:
-        arrays = _read_npz(path)
+        arrays = read_arrays(path)
         weights = [arrays[f"{name}.weight"] for name in DIGITS_LAYER_NAMES]
         biases = [arrays[f"{name}.bias"] for name in DIGITS_LAYER_NAMES]
     except (WeightsError, KeyError) as exc:

@@ -283,6 +283,11 @@ class XorFormat(Format):
     name = "xor"
     summary = "value bit-planes from XOR gates (inputs + patches), mask in another format"
 
+    def value_precision(self, enc: Encoded) -> int:
+        """``value_bits``: xor stores every value as that many bit-planes, quantizing
+        floating input itself (its reference is then the quantized matrix)."""
+        return enc.spec.value_bits
+
     def prune(self, weights: np.ndarray, sparsity: float, spec: Spec | None = None) -> np.ndarray:
         """W∘mask of the mask format's own pruning for ``viterbi`` / ``lbi`` masks (its
         spec: :func:`mask_spec`), global magnitude pruning otherwise."""

@@ -3,7 +3,8 @@
 The machine of :mod:`codesign.sim.engine` is a tandem of three stages: the DRAM channel (one
 server, rows in order), D decoder units (row r on unit r mod D) and P lanes (row r on
 lane r mod P). For N identical rows — a bits, u decoder-unit cycles (decode or bank
-read, the slower), M = operands·B lane cycles — the last row finishes at the end of the
+read, the slower), M = operands·columns lane cycles (columns = the batch B times the
+reuse of :mod:`codesign.sim.geometry`) — the last row finishes at the end of the
 longest path through that grid: it runs along the DRAM stream to some row, along one
 decoder unit's rows, then along one lane's rows. Its length is linear in the number of
 rows taken in each stage, so the maximum is at one of four corners:
@@ -49,8 +50,9 @@ class Estimate:
     paths: dict[str, float]
 
 
-def estimate_pass(p: Pass, arch: Arch) -> Estimate:
-    """The closed-form estimate of pass ``p`` on ``arch`` (see the module docstring)."""
+def estimate_pass(p: Pass, arch: Arch, columns: int | None = None) -> Estimate:
+    """The closed-form estimate of pass ``p`` on ``arch`` with ``columns`` columns of X
+    (default: the batch) (see the module docstring)."""
     n = p.rows
     if n == 0:
         return Estimate(0, "dram", dict.fromkeys(BOUNDS, 0.0))
@@ -64,7 +66,7 @@ def estimate_pass(p: Pass, arch: Arch) -> Estimate:
     u = float(unit_cycles(p, arch).mean())
     walk = u * d / min(d, arch.buffer_banks)
     h = float(max(p.head_cycles + float(p.decode_cycles.mean()), u) - u)
-    mac = float(p.macs.mean()) * arch.batch
+    mac = float(p.macs.mean()) * (arch.batch if columns is None else columns)
     lat = p.latency
     r_d = (n - 1) % d + 1
     r_l = (n - 1) % lanes + 1

@@ -23,11 +23,30 @@ A configuration names the architecture, the energy table and the layers::
       - synthetic: 4096x4096         # + distribution (gaussian|laplacian), seed
         format: viterbi
         spec: {n_out: 5}
-      - weights: layers.npz          # every matrix of the file (or key: NAME)
+      - weights: layers.npz          # every layer of the file (or key: NAME)
+        select: ["encoder.layer.0.*"] # optional: name patterns selecting its tensors
+        tokens: 128                  # transformer matmuls: tokens per input
+      - example: resnet18            # an example model file (models/examples.py), with
+                                     #   its layers' own geometry
+      - synthetic: 64x576
+        conv: {kernel: [3, 3], stride: 1, padding: 1, input: [56, 56]}
+    overrides:                       # per layer by name pattern, in order (last wins)
+      - match: "conv1.*"             # one pattern or a list
+        format: csr
+        sparsity: 0.5
+      - match: ["*.downsample.*", "fc.*"]
+        quantize: 16
 
-Each layer takes ``format``, ``spec``, ``sparsity`` (``null``: no pruning) and
-``quantize`` (value bits; ``null``: keep float32) from ``defaults`` unless it sets
-them. Errors name the key path and the allowed values.
+Each layer takes ``format``, ``spec``, ``sparsity`` (``null``: no pruning),
+``quantize`` (value bits; ``null``: keep float32) and its geometry from ``defaults``
+unless its entry sets them, and every matching override changes them further. The
+geometry (:mod:`codesign.sim.geometry`): ``tokens: T`` (a matmul over T tokens per
+input), ``conv`` (``input`` size required; ``stride``, ``padding`` default 1 and 0; one
+integer or one per kernel dimension; ``kernel`` only for a 2-D matrix source — a file's
+kernel tensor brings its own), or neither (fully connected). A file's kernel tensor
+(3-D or more) needs a ``conv`` geometry. A file's side tensors (biases, norms) are read
+once from DRAM at the entry's value precision (its ``quantize`` width, else 32 bits);
+its skipped tensors are listed. Errors name the key path and the allowed values.
 """
 
 from __future__ import annotations
@@ -39,26 +58,59 @@ from typing import Any
 import jsonschema
 import yaml
 
+from codesign.models.examples import EXAMPLES
 from codesign.models.registry import FORMATS
 from codesign.models.specs import SpecError, spec_class
 from codesign.sim.arch import Arch, ConfigError
 
-#: Formats that store floating-point values only (``quantize`` must be null).
-FLOAT_ONLY = ("lowrank",)
 _POS_INT = {"type": "integer", "minimum": 1}
+_DIMS = {
+    "description": "an integer >= 1, or a list of them (one per kernel dimension)",
+    "oneOf": [_POS_INT, {"type": "array", "minItems": 1, "items": _POS_INT}],
+}
+_CONV = {
+    "type": ["object", "null"],
+    "additionalProperties": False,
+    "required": ["input"],
+    "properties": {
+        "kernel": _DIMS,
+        "stride": _DIMS,
+        "padding": {
+            "description": "an integer >= 0, or a list of them (one per kernel dimension)",
+            "oneOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0}},
+            ],
+        },
+        "input": _DIMS,
+    },
+}
+#: Geometry keys of a layer (:mod:`codesign.sim.geometry`).
+GEOMETRY_KEYS = {"tokens": {"type": ["integer", "null"], "minimum": 1}, "conv": _CONV}
 _LAYER_KEYS = {
     "format": {"enum": sorted(FORMATS)},
     "spec": {"type": "object"},
     "sparsity": {"type": ["number", "null"], "minimum": 0, "exclusiveMaximum": 1},
     "quantize": {"type": ["integer", "null"], "minimum": 2, "maximum": 16},
+    **GEOMETRY_KEYS,
 }
+_SOURCE_KINDS = ("digits", "synthetic", "weights", "example")
 _SOURCES = {
     "digits": {"type": "string"},
     "synthetic": {"type": "string", "pattern": r"^[0-9]+x[0-9]+$"},
     "distribution": {"enum": ["gaussian", "laplacian"]},
     "seed": {"type": "integer", "minimum": 0},
     "weights": {"type": "string"},
+    "example": {"enum": list(EXAMPLES)},
     "key": {"type": "string"},
+    "select": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+}
+_MATCH = {
+    "description": "a name pattern (fnmatch), or a list of them",
+    "oneOf": [
+        {"type": "string", "minLength": 1},
+        {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+    ],
 }
 
 SCHEMA: dict[str, Any] = {
@@ -109,11 +161,16 @@ SCHEMA: dict[str, Any] = {
                 "type": "object",
                 "additionalProperties": False,
                 "properties": {**_SOURCES, **_LAYER_KEYS},
-                "oneOf": [
-                    {"required": ["digits"]},
-                    {"required": ["synthetic"]},
-                    {"required": ["weights"]},
-                ],
+                "oneOf": [{"required": [kind]} for kind in _SOURCE_KINDS],
+            },
+        },
+        "overrides": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["match"],
+                "properties": {"match": _MATCH, **_LAYER_KEYS},
             },
         },
     },
@@ -130,26 +187,41 @@ _ARCH_KEYS = {
 
 @dataclasses.dataclass(frozen=True)
 class LayerConfig:
-    """One layer entry: its ``source`` (``digits``/``synthetic``/``weights`` keys),
-    storage ``format``, ``spec`` fields, ``sparsity`` and ``quantize`` bits."""
+    """One layer entry: its ``source`` (``digits``/``synthetic``/``weights``/``example``
+    keys), storage ``format``, ``spec`` fields, ``sparsity``, ``quantize`` bits and its
+    geometry (``tokens``, ``conv``: module docstring)."""
 
     source: dict[str, Any]
     format: str
     spec: dict[str, Any]
     sparsity: float | None
     quantize: int | None
+    tokens: int | None = None
+    conv: dict[str, Any] | None = None
+
+    def settings(self) -> dict[str, Any]:
+        """The layer keys (format, spec, sparsity, quantize, tokens, conv) as a dict."""
+        return {k: getattr(self, k) for k in _LAYER_KEYS}
+
+    def with_settings(self, settings: dict[str, Any], where: str) -> LayerConfig:
+        """This entry with ``settings`` (layer keys) replaced, checked: the spec must
+        fit the format (errors start with ``where``)."""
+        merged = {**self.settings(), **settings}
+        _check_spec(f"{where}.spec", merged["format"], merged["spec"])
+        return dataclasses.replace(self, **merged)
 
 
 @dataclasses.dataclass(frozen=True)
 class SimConfig:
-    """A validated configuration: ``arch``, energy table source, activation ``seed``
-    and the layer entries."""
+    """A validated configuration: ``arch``, energy table source, activation ``seed``,
+    the layer entries and the per-layer ``overrides`` (:mod:`codesign.models.overrides`)."""
 
     name: str
     arch: Arch
     energy_table: str
     seed: int
     layers: tuple[LayerConfig, ...]
+    overrides: tuple[dict[str, Any], ...] = ()
 
 
 def _path(error: jsonschema.ValidationError) -> str:
@@ -163,8 +235,10 @@ def _explain(error: jsonschema.ValidationError) -> str:
         return f"{where}: {error.message}; allowed keys: {allowed}"
     if error.validator == "required":
         return f"{where}: {error.message}"
+    if error.validator == "oneOf" and "description" in schema:
+        return f"{where} = {error.instance!r}; expected {schema['description']}"
     if error.validator == "oneOf":
-        return f"{where}: a layer needs exactly one of the keys digits, synthetic, weights"
+        return f"{where}: a layer needs exactly one of the keys {', '.join(_SOURCE_KINDS)}"
     if error.validator in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
         bounds = [
             f"{op} {schema[k]}"
@@ -204,26 +278,19 @@ def parse_config(doc: Any) -> SimConfig:
     for i, entry in enumerate(doc["layers"]):
         merged = {**defaults, **{k: v for k, v in entry.items() if k in _LAYER_KEYS}}
         _check_spec(f"layers.{i}.spec", merged["format"], merged["spec"])
-        if merged["format"] in FLOAT_ONLY and merged["quantize"] is not None:
-            raise ConfigError(
-                f"layers.{i}.quantize = {merged['quantize']}: format {merged['format']} "
-                f"stores floating-point factors; allowed: null"
-            )
-        layers.append(
-            LayerConfig(
-                source={k: v for k, v in entry.items() if k in _SOURCES},
-                format=merged["format"],
-                spec=dict(merged["spec"]),
-                sparsity=merged["sparsity"],
-                quantize=merged["quantize"],
-            )
-        )
+        source = {k: v for k, v in entry.items() if k in _SOURCES}
+        layers.append(LayerConfig(source=source, **{k: merged.get(k) for k in _LAYER_KEYS}))
+    overrides = tuple(dict(o) for o in doc.get("overrides", []))
+    for i, o in enumerate(overrides):
+        if "format" in o:
+            _check_spec(f"overrides.{i}.spec", o["format"], o.get("spec", {}))
     return SimConfig(
         name=str(doc.get("name", "simulation")),
         arch=arch,
         energy_table=str(doc.get("energy_table", "default")),
         seed=int(doc.get("seed", 0)),
         layers=tuple(layers),
+        overrides=overrides,
     )
 
 

@@ -57,6 +57,7 @@ import numpy as np
 
 from codesign.models.decode_cost import decode_cost
 from codesign.models.format import Encoded, ceil_log2
+from codesign.models.lowrank import factor_scales
 from codesign.models.registry import get_format
 from codesign.models.xor import mask_encoding
 from codesign.sim.work import DecoderUse, LayerWork, Pass
@@ -369,11 +370,20 @@ def _dense_pass(name: str, matrix: np.ndarray, width: int) -> Pass:
 
 
 def _lowrank_passes(name: str, enc: Encoded) -> tuple[Pass, ...]:
+    """V then U, dense. Quantized factors multiply as stored; the product of their two
+    scales is applied to U's operands, so the lanes' result is the decoded U·V·X (the
+    scales' DRAM bits go to the first row of V)."""
     m, n = enc.shape
     u, v = enc.streams["u"], enc.streams["v"]
+    su, sv = factor_scales(enc)
     left = u.data.reshape(m, -1)
     right = v.data.reshape(left.shape[1], n)
-    return _dense_pass(f"{name}.V", right, v.width), _dense_pass(f"{name}.U", left, u.width)
+    if (su, sv) != (1.0, 1.0):
+        left = left * (su * sv)
+    first = _dense_pass(f"{name}.V", right, v.width)
+    if "scales" in enc.streams:
+        first.value_bits[0] += enc.streams["scales"].bits
+    return first, _dense_pass(f"{name}.U", left, u.width)
 
 
 def _format_pass(name: str, enc: Encoded, opts: _Options) -> Pass:

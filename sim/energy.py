@@ -10,15 +10,16 @@ every report prints. Decoder energy is the synthesized block's generic cell coun
 ``cell_area_um2``; a decoder without an RTL block is charged ``estimated_decoder_pj``
 per active cycle and has no area figure.
 
-Actions per pass (B = batch, operands = stored values the lanes multiply):
+Actions per pass (columns = columns of X: the batch B times the reuse of
+:mod:`codesign.sim.geometry`; operands = stored values the lanes multiply):
 
 * DRAM: every compressed bit, once.
 * SRAM: each compressed bit written into and read out of the weight buffer (array size
   ``buffer_bytes``); one activation read per multiply-accumulate and one output write
-  per row and batch column (``activation_bits`` each; array size = the layer's
-  activations, at least the smallest table entry).
+  per row and column (``activation_bits`` each; array size = the layer's input and
+  output activations, at least the smallest table entry).
 * MAC: one multiply at max(value bits, activation bits) and one add at
-  ``accumulator_bits`` per operand and batch column (floating point when the values
+  ``accumulator_bits`` per operand and column (floating point when the values
   are floats); an entry is taken at the smallest tabulated width ≥ the width needed
   (the largest when none is).
 """
@@ -124,20 +125,27 @@ def pass_energy(
     table: dict[str, Any],
     value_dtype: np.dtype,
     cells: dict[str, int],
+    columns: int | None = None,
+    activation_values: int | None = None,
 ) -> Energy:
     """Energy of pass ``p``. ``value_dtype``: dtype of the stored values (float →
     floating-point MACs); ``cells``: generic cell count per decoder block name (a block
-    missing here is charged as a decoder without RTL)."""
+    missing here is charged as a decoder without RTL); ``columns``: columns of X
+    (default: the batch); ``activation_values``: input plus output activations of the
+    layer (default: (n + m)·columns)."""
+    columns = arch.batch if columns is None else columns
+    if activation_values is None:
+        activation_values = (p.shape[1] + p.shape[0]) * columns
     bits = float(p.row_bits.sum())
-    macs = float(p.macs.sum()) * arch.batch
-    outputs = float(p.rows * arch.batch)
+    macs = float(p.macs.sum()) * columns
+    outputs = float(p.rows * columns)
     value_bits = np.dtype(value_dtype).itemsize * 8
     is_float = np.issubdtype(value_dtype, np.floating)
     mult_key, add_key = ("fp_mult_pj", "fp_add_pj") if is_float else ("int_mult_pj", "int_add_pj")
     mac_pj = sized(table, mult_key, max(value_bits, arch.activation_bits)) + sized(
         table, add_key, arch.accumulator_bits
     )
-    act_bytes = (p.shape[1] + p.shape[0]) * arch.batch * arch.activation_bits // 8
+    act_bytes = activation_values * arch.activation_bits // 8
     weight_sram = sized(table, "sram_read_64b_pj", arch.buffer_bytes) / 64
     act_sram = sized(table, "sram_read_64b_pj", act_bytes) / 64
     write = table["sram_write_factor"]

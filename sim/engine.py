@@ -14,8 +14,10 @@ Processes (SimPy; time unit = one clock cycle, every timestamp an integer):
   cycles, frees the row's buffer space and queues the row for its lane; the row's
   last output is there ``latency`` cycles later.
 * **Lane** l (rows r ≡ l mod P): takes its next decoded row (freeing the FIFO slot),
-  multiplies its operands (one multiply-accumulate per cycle, ``batch`` per operand)
-  and accumulates the row's outputs.
+  multiplies its operands with every column of X (one multiply-accumulate per cycle:
+  operands × columns cycles; the columns are the batch, times the tokens or output
+  pixels a row is reused over, :mod:`codesign.sim.geometry`) and accumulates the row's
+  outputs.
 
 No process ticks while it waits: every wait is a SimPy event. A lane's cycles are
 accounted without gaps: ``busy`` + ``fill`` (waiting for its first row) + the waits
@@ -101,7 +103,7 @@ class _Machine:
         m = p.rows
         self.bits = [int(b) for b in p.row_bits]
         self.work = [int(c) for c in unit_cycles(p, arch)]
-        self.macs = [int(c) * arch.batch for c in p.macs]
+        self.macs = [int(c) * self.x.shape[1] for c in p.macs]
         self.head = [
             int(c) for c in np.maximum(p.decode_cycles + p.head_cycles, read_cycles(p, arch))
         ]
@@ -253,7 +255,8 @@ def _overlaps(times: np.ndarray, log: list[tuple[int, str]], t0: int, t1: int):
 
 
 def simulate_pass(p: Pass, arch: Arch, x: np.ndarray) -> PassResult:
-    """Simulate pass ``p`` on ``arch`` with activations ``x`` (n, B)."""
-    if x.shape != (p.shape[1], arch.batch):
-        raise ValueError(f"x must have shape {(p.shape[1], arch.batch)}, got {x.shape}")
+    """Simulate pass ``p`` on ``arch`` with activations ``x`` (n, columns): the batch's
+    columns (times the reuse of :mod:`codesign.sim.geometry`)."""
+    if x.ndim != 2 or x.shape[0] != p.shape[1] or x.shape[1] < 1:
+        raise ValueError(f"x must have shape ({p.shape[1]}, columns >= 1), got {x.shape}")
     return _Machine(p, arch, x).run()

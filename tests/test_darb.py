@@ -307,14 +307,22 @@ def test_kept_mass_beats_random_choices():
 
 def test_errors():
     w = np.arange(1, 65, dtype=np.float32).reshape(4, 16)
-    with pytest.raises(FormatError, match=r"b=8 .*use b=16"):
+    with pytest.raises(
+        FormatError,
+        match=r"BmwmSpec b=8 gives 0\.875, out of reach of the requested sparsity 0\.9; nearest "
+        r"points: b=8 gives 0\.875, b=16 gives 0\.9375 \(use b=16 with sparsity 0\.9375, or "
+        r"ask for sparsity 0\.875\)",
+    ):
         BMWM.prune(w, 0.9, BmwmSpec(b=8))
     with pytest.raises(FormatError, match=r"use b=2"):
         BMWM.compress(w, 0.5, BmwmSpec(b=8))
+    with pytest.raises(FormatError, match=r"gives 0\.75, out of reach .* sparsity 0\.6;"):
+        BMWM.prune(w, 0.6, BmwmSpec(b=4))  # the smallest b reaching 0.6 overshoots: refused
+    assert np.count_nonzero(BMWM.prune(w, 0.749, BmwmSpec(b=4))) == 16  # within 0.005
     with pytest.raises(FormatError, match=r"row 0, block 0 \(columns 0\.\.3\) has 4 non-zeros"):
         BMWM.encode(w, BmwmSpec(b=4))
-    with pytest.raises(FormatError, match=r"sparsity is at most 0\.999756"):
-        BMWM.prune(w, 0.9999, BmwmSpec(b=4096))
+    with pytest.raises(FormatError, match=r"b=4096 gives 0\.999756, out of reach .* 0\.99;"):
+        BMWM.prune(w, 0.99, BmwmSpec(b=4096))
     with pytest.raises(FormatError, match=r"max_block=4 .*use max_block >= 8"):
         DARB.compress(w, 0.85, DarbSpec(max_block=4))
     with pytest.raises(FormatError, match=r"sparsity <= 0\.9375"):

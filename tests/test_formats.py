@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -192,9 +193,26 @@ def test_nm_rejects_dense_group_and_prune_fixes_it():
     fmt = get_format("nm")
     with pytest.raises(FormatError, match=r"row 0, group 0 .* has 3 non-zeros; NmSpec n=2"):
         fmt.encode(w, NmSpec(n=2, m=4))
-    pruned = fmt.prune(w, 0.0, NmSpec(n=2, m=4))
+    pruned = fmt.prune(w, 0.5, NmSpec(n=2, m=4))
     assert pruned.tolist() == [[0.0, 2.0, 3.0, 0.0, 1.0]]
-    assert np.count_nonzero(fmt.prune(w, 0.8, NmSpec(n=2, m=4))) == 1
+    assert fmt.prune(w, 0.504, NmSpec(n=2, m=4)).tolist() == pruned.tolist()
+
+
+@pytest.mark.parametrize(
+    ("sparsity", "nearest"),
+    [(0.8, "n=1, m=5 (sparsity 0.8)"), (0.0, "n=1, m=1 (sparsity 0)"), (0.3, "n=7, m=10")],
+)
+def test_nm_refuses_a_sparsity_its_structure_cannot_reach(sparsity, nearest):
+    """The fixed-sparsity rule: N:M reaches 1 − n/m only; elsewhere it refuses and
+    names its own point and an n:m reaching the request (never pads silently)."""
+    w = np.arange(1, 41, dtype=np.float32).reshape(4, 10)
+    message = (
+        rf"nm keeps n=2 of every m=4 weights, so its sparsity is fixed at 0\.5, out of reach "
+        rf"of the requested sparsity {sparsity:g}; ask for sparsity 0\.5, or use "
+        + re.escape(nearest)
+    )
+    with pytest.raises(FormatError, match=message):
+        get_format("nm").prune(w, sparsity, NmSpec(n=2, m=4))
 
 
 def test_block_prune_keeps_strongest_blocks():

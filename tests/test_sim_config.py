@@ -82,9 +82,28 @@ def test_nested_arch_keys_map_to_fields():
             doc(defaults={"sparsity": 1.0}),
             r"defaults.sparsity = 1.0 is out of range; allowed: >= 0 and < 1",
         ),
+        (doc(layers=[{"example": "vgg"}]), r"layers.0.example = 'vgg'; allowed: encoder, resnet18"),
         (
-            doc(layers=[{"digits": "fc1", "format": "lowrank"}]),
-            r"layers.0.quantize = 8: format lowrank stores floating-point factors; allowed: null",
+            doc(layers=[{"synthetic": "8x8", "conv": {"stride": 1}}]),
+            r"layers.0.conv: 'input' is a required property",
+        ),
+        (
+            doc(layers=[{"synthetic": "8x8", "conv": {"input": 0}}]),
+            r"layers.0.conv.input = 0; expected an integer >= 1, or a list of them",
+        ),
+        (doc(layers=[{"synthetic": "8x8", "tokens": 0}]), r"layers.0.tokens = 0 is out of range"),
+        (doc(overrides=[{"format": "csr"}]), r"overrides.0: 'match' is a required property"),
+        (
+            doc(overrides=[{"match": "a*", "format": "nm", "spec": {"b": 2}}]),
+            r"overrides.0.spec.b: not a field of format nm",
+        ),
+        (
+            doc(overrides=[{"match": [], "sparsity": 0.5}]),
+            r"overrides.0.match = \[\]; expected a name pattern \(fnmatch\), or a list of them",
+        ),
+        (
+            doc(layers=[{"synthetic": "8x8", "digits": "fc1"}]),
+            r"layers.0: a layer needs exactly one of the keys digits, synthetic, weights, example",
         ),
         (doc(defaults={"quantize": 1}), r"defaults.quantize = 1 is out of range; allowed: >= 2"),
     ],

@@ -254,5 +254,5 @@ def test_lane_states_are_reported_in_order():
 
 def test_activations_must_match_the_pass():
     p = uniform(4, 2, 64, 1)
-    with pytest.raises(ValueError, match=r"x must have shape \(64, 1\)"):
+    with pytest.raises(ValueError, match=r"x must have shape \(64, columns >= 1\)"):
         simulate_pass(p, arch_of(), np.zeros((3, 1)))

@@ -14,7 +14,7 @@ from codesign.models.registry import FORMATS
 from codesign.models.workloads import synthetic
 from codesign.sim.analytical import estimate_pass
 from codesign.sim.arch import Arch
-from codesign.sim.config import FLOAT_ONLY, LayerConfig
+from codesign.sim.config import LayerConfig
 from codesign.sim.decoders import layer_work
 from codesign.sim.energy import COMPONENTS, load_table
 from codesign.sim.layers import encode_layer
@@ -26,7 +26,7 @@ SMALL_SPECS = {
     "xor": {"n_in": 4, "n_out": 24, "value_bits": 8},
     "viterbi": {"n_out": 5, "n_ff": 6},
 }
-SPARSITY = {"dense": None, "bmwm": 0.875, "lowrank": 0.7}
+SPARSITY = {"dense": None, "bmwm": 0.875, "nm": 0.5, "lowrank": 0.7}
 
 
 def run_layer(fmt: str, arch: Arch, shape=(40, 48), quantize: int | None = 8, seed=0):
@@ -41,7 +41,7 @@ def run_layer(fmt: str, arch: Arch, shape=(40, 48), quantize: int | None = 8, se
 @pytest.mark.parametrize("quantize", [8, None])
 def test_every_format_multiplies_exactly_what_it_stored(fmt, quantize):
     arch = Arch(lanes=4, decoders=2, batch=3, dram_latency_cycles=10)
-    result, work = run_layer(fmt, arch, quantize=None if fmt in FLOAT_ONLY else quantize)
+    result, work = run_layer(fmt, arch, quantize=quantize)
     assert result.product_ok, result.product_error
     row = summarize(result)
     assert row["cycles"] == result.cycles > 0

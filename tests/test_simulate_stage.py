@@ -226,7 +226,7 @@ def test_quality_of_a_synthetic_layer_has_no_accuracy():
 
 @pytest.mark.parametrize(
     ("name", "count"),
-    [("exp7_accelerator", 468), ("exp8_digits", 79), ("exp8_4096", 13)],
+    [("exp7_accelerator", 468), ("exp8_digits", 73), ("exp8_4096", 13)],
 )
 def test_experiment_configs_validate(name, count):
     config = load_config(CONFIGS / f"{name}.yaml")

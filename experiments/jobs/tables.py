@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from codesign.models.report import LayerReport
 
@@ -10,6 +11,7 @@ STORAGE_HEADER = (
     "layer",
     "shape",
     "nnz",
+    "sparsity",
     "idx b/w",
     "val b/w",
     "total bits",
@@ -33,12 +35,19 @@ def render(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join([line(cells[0]), rule, *(line(r) for r in cells[1:])])
 
 
-def storage_row(report: LayerReport, label: str | None = None) -> list[object]:
-    """One row of :data:`STORAGE_HEADER` for a layer report."""
+def storage_row(
+    report: LayerReport, label: str | None = None, kernel: Sequence[int] = ()
+) -> list[object]:
+    """One row of :data:`STORAGE_HEADER` for a layer report (``kernel``: a convolution's
+    kernel dimensions, shown after its matrix shape); ``sparsity`` is the reached one."""
+    shape = "x".join(map(str, report.shape)) if report.layers == 1 else f"{report.layers} layers"
+    if kernel:
+        shape += f" ({'x'.join(map(str, kernel))})"
     return [
         label or report.name,
-        "x".join(map(str, report.shape)) if report.layers == 1 else f"{report.layers} layers",
+        shape,
         report.nnz,
+        f"{report.sparsity:.4f}",
         f"{report.index_bits_per_weight:.3f}",
         f"{report.value_bits_per_weight:.3f}",
         report.total_bits,
@@ -46,6 +55,28 @@ def storage_row(report: LayerReport, label: str | None = None) -> list[object]:
         f"{report.ratio_vs_csr:.2f}",
         "yes" if report.lossless else "no",
     ]
+
+
+#: Names printed of the tensors a ``--layers`` selection leaves out (the JSON has all).
+UNSELECTED_SHOWN = 3
+
+
+def skipped_lines(tensors: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Skipped tensors (``Tensor.to_dict`` of :mod:`codesign.models.weight_files`) by
+    reason, one line per reason, each tensor named with its dtype and shape; of the
+    tensors a ``--layers`` selection leaves out, the count and the first few names."""
+    by_reason: dict[str, list[str]] = {}
+    for t in tensors:
+        shape = "x".join(map(str, t["shape"])) or "scalar"
+        by_reason.setdefault(t["reason"], []).append(f"{t['name']} ({t['dtype']} {shape})")
+    lines = []
+    for reason, names in by_reason.items():
+        if reason.startswith("not selected") and len(names) > UNSELECTED_SHOWN:
+            shown = ", ".join(names[:UNSELECTED_SHOWN])
+            lines.append(f"skipped, {reason}: {len(names)} tensors ({shown}, ...)")
+        else:
+            lines.append(f"skipped, {reason}: {', '.join(names)}")
+    return lines
 
 
 def extras_table(reports: Sequence[LayerReport]) -> str | None:

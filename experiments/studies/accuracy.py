@@ -6,7 +6,8 @@ One row per (method, target sparsity) through :func:`codesign.experiments.jobs.p
 (the same path as ``codesign prune``): kept fraction, index bits per weight, total bits
 (float32 values), held-out accuracy after pruning and after masked fine-tuning.
 BMWM keeps one weight per block, so its rate is 1 − 1/b: it runs at the smallest b
-reaching the target (``codesign.models.darb.bmwm_block_for``); LBI uses rank 2 on 10×10 GF(2)
+reaching the target (``codesign.models.darb.bmwm_block_for``), at that b's sparsity 1 − 1/b
+(the row's kept column shows it); LBI uses rank 2 on 10×10 GF(2)
 tiles (:data:`LBI_SPEC`). TRP has no sparsity knob: it runs
 at SVD energies 0.9 / 0.95 / 0.97 and its "kept" column is deployed/dense parameters.
 """
@@ -42,7 +43,8 @@ def run_study(epochs: int) -> list[dict[str, Any]]:
     rows = []
     for sparsity in SPARSITIES:
         for method in SPARSE_METHODS:
-            doc = prune_command(method, sparsity, method_specs(method, sparsity), epochs, 0)
+            run_at = 1.0 - 1.0 / bmwm_block_for(sparsity) if method == "bmwm" else sparsity
+            doc = prune_command(method, run_at, method_specs(method, sparsity), epochs, 0)
             rows.append({"target": sparsity, **doc})
     for energy in TRP_ENERGIES:
         doc = prune_command("trp", None, [f"energy={energy}"], 2 * epochs, 0)

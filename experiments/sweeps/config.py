@@ -35,8 +35,12 @@ config's ``stages``, so one config can mix, say, compress points and prune point
 (:mod:`.expressions`) are parsed here, so a typo fails before the sweep runs.
 
 A point is a JSON dict: ``workload`` ({synthetic: MxN, distribution, seed} | {model:
-digits} | {weights: FILE}, or None), ``format``, ``spec`` (every field of the format's
-spec, defaults filled in), ``sparsity``, ``quantize``, ``arch`` (hardware parameters),
+digits | encoder | resnet18} | {weights: FILE}, each with an optional ``layers`` list of
+name patterns selecting tensors, or None), ``format``, ``spec`` (every field of the
+format's spec, defaults filled in), ``sparsity``, ``quantize``, ``overrides`` (per-layer
+settings by name pattern: a list of mappings with ``match`` and any of ``format``,
+``spec``, ``sparsity``, ``quantize`` — and ``tokens``/``conv`` for the simulate stage —
+as in a simulator config, :mod:`codesign.models.overrides`), ``arch`` (hardware parameters),
 ``stages`` and the fields its stages add (``method``, ``finetune_epochs``, ``seed`` for
 ``prune``). Later values replace earlier ones (base, then grid, then random), whole
 dicts before dotted keys. A ``weights`` path is read relative to the working directory
@@ -67,6 +71,7 @@ from codesign.experiments.sweeps.stages import STAGES, Point, Stage
 from codesign.experiments.sweeps.store import point_key
 from codesign.models.registry import FORMATS
 from codesign.models.specs import SpecError, spec_class
+from codesign.sim.config import SCHEMA as SIM_SCHEMA
 
 
 class SweepConfigError(ValueError):
@@ -80,8 +85,11 @@ _WORKLOAD_FIELDS = {
     "seed": {"type": "integer", "minimum": 0},
     "model": {"enum": list(MODELS)},
     "weights": {"type": "string", "minLength": 1},
+    "layers": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
 }
 _WORKLOAD_SOURCES = ("synthetic", "model", "weights")
+_OVERRIDES = copy.deepcopy(SIM_SCHEMA["properties"]["overrides"])
+_OVERRIDES["items"]["properties"]["format"] = {"enum": list(FORMATS)}
 #: Fields of every point: JSON schema of the value, ``default`` when not given.
 COMMON_FIELDS: dict[str, dict[str, Any]] = {
     "workload": {
@@ -99,6 +107,7 @@ COMMON_FIELDS: dict[str, dict[str, Any]] = {
         "default": None,
     },
     "quantize": {"type": ["integer", "null"], "minimum": 2, "maximum": 16, "default": None},
+    "overrides": {**_OVERRIDES, "default": []},
     "arch": {"type": "object", "additionalProperties": _SCALAR, "default": {}},
 }
 _DOTTED = {
@@ -567,6 +576,9 @@ def _normalize(draft: _Draft, default_stages: list[str]) -> Point:
         _check_value(draft, key, point[key], _strip_default(schema))
     point["workload"] = _normalize_workload(draft, point["workload"])
     point["spec"] = _normalize_spec(draft, point["format"], point["spec"])
+    for i, override in enumerate(point["overrides"]):
+        fmt = override.get("format", point["format"])
+        _normalize_spec(draft, fmt, override.get("spec", {}), f"overrides[{i}].spec")
     point["stages"] = names
     for stage in stages:
         try:
@@ -604,7 +616,7 @@ def _normalize_workload(draft: _Draft, workload: dict[str, Any] | None) -> dict 
         )
     if sources[0] == "synthetic":
         return {"distribution": "gaussian", "seed": 0, **workload}
-    extra = sorted(set(workload) - {sources[0]})
+    extra = sorted(set(workload) - {sources[0], "layers"})
     if extra:
         raise draft.error(
             f"workload.{extra[0]}",
@@ -613,13 +625,15 @@ def _normalize_workload(draft: _Draft, workload: dict[str, Any] | None) -> dict 
     return workload
 
 
-def _normalize_spec(draft: _Draft, fmt: str, spec: dict[str, Any]) -> dict[str, Any]:
+def _normalize_spec(
+    draft: _Draft, fmt: str, spec: dict[str, Any], where: str = "spec"
+) -> dict[str, Any]:
     cls = spec_class(fmt)
     known = [f.name for f in dataclasses.fields(cls)]
     for field in spec:
         if field not in known:
             raise draft.error(
-                f"spec.{field}",
+                f"{where}.{field}",
                 f"spec field {field!r} does not apply to format {fmt}; {fmt}'s spec fields: "
                 f"{', '.join(known) or '(none)'}",
             )
@@ -627,7 +641,7 @@ def _normalize_spec(draft: _Draft, fmt: str, spec: dict[str, Any]) -> dict[str, 
         full = cls(**spec).to_dict()
     except SpecError as exc:
         named = [f for f in spec if f"{cls.__name__}.{f}" in str(exc)]
-        raise draft.error(f"spec.{named[0]}" if named else "format", str(exc)) from None
+        raise draft.error(f"{where}.{named[0]}" if named else "format", str(exc)) from None
     del full["format"]
     return full
 

@@ -3,7 +3,8 @@
 A stage is a function ``point -> {metric: number | str | bool}`` plus what the sweep
 needs to check a point before running it (:class:`Stage`). A point is a small JSON
 dict (see :mod:`.config`): ``workload``, ``format``, ``spec`` (every field of
-the format's spec), ``sparsity``, ``quantize``, ``arch`` and ``stages``, plus the extra
+the format's spec), ``sparsity``, ``quantize``, ``overrides`` (per-layer settings by
+name pattern, :mod:`codesign.models.overrides`), ``arch`` and ``stages``, plus the extra
 fields its stages declare (``method``, ``finetune_epochs``, ``seed`` for ``prune``;
 ``layer``, ``synth``, ``energy_table``, ``quality``, ``finetune_epochs``, ``seed`` for
 ``simulate``).
@@ -26,7 +27,13 @@ import json
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from codesign.experiments.jobs.compress import Layer, compress_layers, load_layers
+from codesign.experiments.jobs.compress import (
+    Comparison,
+    Layer,
+    Workload,
+    compare,
+    load_workload,
+)
 from codesign.experiments.jobs.decode_metrics import (
     DECODE_COST_FORMATS,
     DECODE_UNITS,
@@ -34,7 +41,6 @@ from codesign.experiments.jobs.decode_metrics import (
     check_lanes,
     decode_metrics,
 )
-from codesign.models.registry import get_format
 from codesign.models.report import LayerReport, total_report
 from codesign.models.specs import Spec
 
@@ -106,22 +112,37 @@ def point_spec(point: Point) -> Spec:
 
 
 @functools.lru_cache(maxsize=8)
-def _layers(workload_json: str) -> tuple[Layer, ...]:
+def _workload(workload_json: str) -> Workload:
     workload = json.loads(workload_json)
-    return tuple(
-        load_layers(
-            weights_file=workload.get("weights"),
-            synthetic_shape=workload.get("synthetic"),
-            model=workload.get("model"),
-            distribution=workload.get("distribution", "gaussian"),
-            seed=workload.get("seed", 0),
-        )
+    return load_workload(
+        weights_file=workload.get("weights"),
+        synthetic_shape=workload.get("synthetic"),
+        model=workload.get("model"),
+        distribution=workload.get("distribution", "gaussian"),
+        seed=workload.get("seed", 0),
+        layers=workload.get("layers"),
     )
+
+
+def point_workload(workload: Mapping[str, Any]) -> Workload:
+    """A point's workload: its layers, side and skipped tensors (cached per process; do
+    not modify them)."""
+    return _workload(json.dumps(workload, sort_keys=True))
 
 
 def workload_layers(workload: Mapping[str, Any]) -> list[Layer]:
     """The layers of a point's workload (cached per process; do not modify them)."""
-    return list(_layers(json.dumps(workload, sort_keys=True)))
+    return list(point_workload(workload).layers)
+
+
+def point_base(point: Point) -> dict[str, Any]:
+    """The layer settings a point gives every layer before its ``overrides``."""
+    return {
+        "format": point["format"],
+        "spec": {k: v for k, v in point["spec"].items() if k != "format"},
+        "sparsity": point["sparsity"],
+        "quantize": point["quantize"],
+    }
 
 
 def pruning_metrics(kept_fraction: float) -> Metrics:
@@ -136,14 +157,16 @@ def pruning_metrics(kept_fraction: float) -> Metrics:
 PRUNING_UNITS = {"pruned_fraction": "fraction of weights", "pruning_ratio": "×"}
 
 
-def storage_metrics(reports: list[LayerReport]) -> Metrics:
-    """Totals over a workload's layer reports: sizes in bits and bits per weight,
-    ratios, kept fraction (nnz / weights) and :func:`pruning_metrics`, lossless; then
-    the format's extras, where a ``*_bits`` figure is summed over the layers and any
-    other figure is the mean weighted by layer size (m·n), both named as the format
-    names them (so xor's ``efficiency`` is the size-weighted mean of the layers'
-    ratios; the ratio of the totals is ``care_bits / (input_bits + patch_bits)``)."""
-    total = total_report(reports)
+def storage_metrics(reports: list[LayerReport], side_bits: int = 0) -> Metrics:
+    """Totals over a workload's layer reports plus ``side_bits`` of dense side tensors
+    (the model total): sizes in bits and bits per weight, ratios, kept fraction (nnz /
+    weights) and :func:`pruning_metrics`, lossless, ``precision_bits`` and
+    ``side_bits``; then the format's extras, where a ``*_bits`` figure is summed over
+    the layers and any other figure is the mean weighted by layer size (m·n), both
+    named as the format names them (so xor's ``efficiency`` is the size-weighted mean
+    of the layers' ratios; the ratio of the totals is ``care_bits / (input_bits +
+    patch_bits)``)."""
+    total = total_report(reports, side_bits=side_bits)
     metrics: Metrics = {
         "index_bits_per_weight": total.index_bits_per_weight,
         "value_bits_per_weight": total.value_bits_per_weight,
@@ -156,6 +179,8 @@ def storage_metrics(reports: list[LayerReport]) -> Metrics:
         "nnz": total.nnz,
         "weights": total.weights,
         "lossless": total.lossless,
+        "precision_bits": total.precision,
+        "side_bits": total.side_bits,
         **pruning_metrics(total.nnz / total.weights),
     }
     keys = dict.fromkeys(k for r in reports for k in r.extras)
@@ -173,29 +198,34 @@ def storage_metrics(reports: list[LayerReport]) -> Metrics:
 def run_compress(point: Point) -> Metrics:
     """Compress every layer of the point's workload in its format and spec (pruned to
     ``sparsity`` with the format's structure when given, after quantizing to
-    ``quantize`` bits when given); :func:`storage_metrics` of the layers, and for
-    BMWM, DARB and CSR their decode cost with ``arch.index_units`` index units
-    (:func:`codesign.experiments.jobs.decode_metrics.decode_metrics`)."""
-    layers = workload_layers(point["workload"])
-    fmt, spec = get_format(point["format"]), point_spec(point)
-    reports = compress_layers(layers, fmt, spec, point["sparsity"], point["quantize"])
+    ``quantize`` bits when given), each changed by the matching ``overrides``;
+    :func:`storage_metrics` of the layers and the workload's side tensors, and for the
+    layers stored in BMWM, DARB or CSR their decode cost with ``arch.index_units``
+    index units (:func:`codesign.experiments.jobs.decode_metrics.decode_metrics`)."""
+    result: Comparison = compare(
+        point_workload(point["workload"]), point_base(point), point["overrides"]
+    )
     units = point["arch"].get("index_units", DEFAULT_LANES)
-    cost = decode_metrics(layers, fmt, spec, point["sparsity"], point["quantize"], units)
-    return {**storage_metrics(reports), **cost}
+    cost = decode_metrics(result.workload.layers, result.plans, units)
+    return {**storage_metrics(list(result.reports), result.side_bits), **cost}
 
 
 def check_compress(point: Point) -> None:
     if point["workload"] is None:
         raise ValueError(
-            "needs a workload: give workload as {synthetic: MxN}, "
-            "{model: digits} or {weights: FILE}"
+            "needs a workload: give workload as {synthetic: MxN}, {model: NAME} or {weights: FILE}"
         )
     if "index_units" in point["arch"]:
         check_lanes(point["arch"]["index_units"])
 
 
+def _formats(point: Point) -> set[str]:
+    """The point's format and the formats its overrides set."""
+    return {point["format"], *(o["format"] for o in point["overrides"] if "format" in o)}
+
+
 def compress_arch_keys(point: Point) -> Collection[str]:
-    return {"index_units"} if point["format"] in DECODE_COST_FORMATS else set()
+    return {"index_units"} if _formats(point) & set(DECODE_COST_FORMATS) else set()
 
 
 STORAGE_UNITS = {
@@ -440,7 +470,7 @@ def _arch_doc(arch: Mapping[str, Any]) -> dict[str, Any]:
 
 def _sim_source(point: Point) -> dict[str, Any]:
     workload, layer = point["workload"], point["layer"]
-    if "model" in workload:
+    if workload.get("model") == "digits":
         return {"digits": layer or "all"}
     if "synthetic" in workload:
         return {
@@ -448,7 +478,12 @@ def _sim_source(point: Point) -> dict[str, Any]:
             "distribution": workload["distribution"],
             "seed": workload["seed"],
         }
-    return {"weights": workload["weights"], **({"key": layer} if layer else {})}
+    source = (
+        {"example": workload["model"]} if "model" in workload else {"weights": workload["weights"]}
+    )
+    if layer:
+        return {**source, "key": layer}
+    return {**source, **({"select": workload["layers"]} if workload.get("layers") else {})}
 
 
 def sim_config(point: Point) -> Any:
@@ -472,6 +507,7 @@ def sim_config(point: Point) -> Any:
                 "quantize": point["quantize"],
             },
             "layers": [_sim_source(point)],
+            "overrides": point["overrides"],
         }
     )
 
@@ -517,38 +553,39 @@ def quality_metrics(point: Point, cfg: Any) -> Metrics:
     from codesign.models.quality import kept_mass_ratio
     from codesign.models.registry import get_format
     from codesign.models.workloads import quantize_symmetric
-    from codesign.sim.layers import encode_layer, source_weights
+    from codesign.sim.layers import encode_layer, expand
 
-    layer_cfg = cfg.layers[0]
-    digits = "digits" in layer_cfg.source
+    digits = "digits" in cfg.layers[0].source
     kept, sizes, ratios, compressed = 0, [], [], {}
-    for name, weights in source_weights(layer_cfg.source):
-        reference, enc = encode_layer(weights, layer_cfg)
+    for layer in expand(cfg).layers:
+        name, weights = layer.name, layer.weights
+        reference, enc = encode_layer(weights, layer.config)
         stored = np.asarray(reference) != 0
         kept += int(stored.sum())
         sizes.append(weights.size)
         ratios.append(kept_mass_ratio(weights, stored))
         if digits:
-            bits = layer_cfg.quantize
+            bits = layer.config.quantize
             scale = quantize_symmetric(weights, bits)[1] if bits is not None else 1.0
             mask = get_format(enc.format).decode(enc).mask
-            compressed[name] = ((np.asarray(reference) * scale).astype(np.float32), mask)
+            compressed[name] = ((np.asarray(reference) * scale).astype(np.float32), mask, bits)
     metrics: Metrics = {
         "kept_fraction": kept / sum(sizes),
         "kept_mass_ratio": float(np.average(ratios, weights=sizes)),
     }
     if digits:
         epochs, seed = point["finetune_epochs"], point["seed"]
-        metrics.update(_digits_accuracy(compressed, epochs, seed, layer_cfg.quantize))
+        metrics.update(_digits_accuracy(compressed, epochs, seed))
     return metrics
 
 
 def _digits_accuracy(
-    compressed: Mapping[str, tuple[Any, Any]], epochs: int, seed: int, quantize: int | None
+    compressed: Mapping[str, tuple[Any, Any, int | None]], epochs: int, seed: int
 ) -> Metrics:
     """Accuracy metrics of :func:`quality_metrics`; ``compressed``: layer name ->
-    (dequantized weights, decoded mask). Fine-tuning runs with one BLAS thread in any
-    process (pool workers, ``--workers 1``, dask): its small matrix products gain
+    (dequantized weights, decoded mask, quantize bits or None). Fine-tuning runs with one
+    BLAS thread in any process (pool workers, ``--workers 1``, dask): its small matrix
+    products gain
     nothing from more threads on an idle machine and are many times slower with them
     on a loaded one (10 epochs: 1 s on one thread, 18 s on the default threads of a
     2-core machine running other work)."""
@@ -560,7 +597,7 @@ def _digits_accuracy(
     mlp = _digits_mlp()
     weights = list(mlp.weights)
     masks = [np.ones(w.shape, dtype=bool) for w in weights]
-    for name, (w, mask) in compressed.items():
+    for name, (w, mask, _) in compressed.items():
         i = mlp.layer_names.index(name)
         weights[i], masks[i] = w, mask
     metrics: Metrics = {"dense_accuracy": mlp.dense_accuracy}
@@ -568,8 +605,8 @@ def _digits_accuracy(
     if epochs:
         with threadpool_limits(1):
             tuned = mlp.finetune(weights, masks, epochs, seed)
-        if quantize is not None:
-            for name in compressed:
+        for name, (_, _, quantize) in compressed.items():
+            if quantize is not None:
                 i = mlp.layer_names.index(name)
                 q, scale = quantize_symmetric(tuned[i], quantize)
                 tuned[i] = (q * scale).astype(np.float32)
