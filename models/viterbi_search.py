@@ -44,6 +44,7 @@ Two versions share one kernel:
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numba
 import numpy as np
@@ -76,16 +77,29 @@ def branch_scores(
 
     ``theta`` (units of the weights, ≥ 0): the magnitude threshold; ``s1``, ``s2``: slopes
     above and below θ in units of 1/θ. θ = 0 scores every non-zero weight 1 and zeros 0.
+    One fused pass over the weights (numba, parallel over chunks).
     """
     if not theta >= 0:
         raise ValueError(f"theta must be a magnitude >= 0, got {theta!r}")
     if not (s1 > 0 and s2 > 0):
         raise ValueError(f"slopes s1, s2 must be > 0, got s1={s1!r}, s2={s2!r}")
-    mags = np.abs(np.asarray(weights, dtype=np.float64))
+    w = np.asarray(weights)
     if theta == 0:
-        return (mags > 0).astype(np.float64)
-    rel = mags / theta - 1.0
-    return np.tanh(np.where(rel >= 0, s1 * rel, s2 * rel))
+        return (w != 0).astype(np.float64)
+    flat = np.ascontiguousarray(w).ravel()
+    if flat.dtype not in (np.float32, np.float64):
+        flat = flat.astype(np.float64)
+    out = np.empty(flat.size, dtype=np.float64)
+    _scores(flat, float(theta), float(s1), float(s2), out)
+    return out.reshape(w.shape)
+
+
+@numba.njit(cache=True, parallel=True)
+def _scores(flat, theta, s1, s2, out):
+    """out[i] = tanh(s·(|w_i|/θ − 1)), s = s1 at or above θ and s2 below."""
+    for i in numba.prange(flat.size):
+        rel = abs(np.float64(flat[i])) / theta - 1.0
+        out[i] = math.tanh(s1 * rel if rel >= 0 else s2 * rel)
 
 
 def _score_top(score_bits: int) -> int:
