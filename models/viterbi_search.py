@@ -154,9 +154,10 @@ def _segment(g, scores, seg_len, patterns, lowbit, n_in, n_ff, n_out, floor, inp
     """Search segment ``g``: its best input integers into ``inputs`` (cycles,) uint8 and
     its best metric into ``metrics[g]``.
 
-    ``scores``: (cycles·n_out,) padded with zeros; ``patterns``: (bytes, 2^(n_in+n_ff))
-    uint8, byte c of the mask pattern of each tap vector; ``floor``: start metric of
-    states other than 0 and clamp of normalised metrics (−inf for floats)."""
+    ``scores``: (size,) in scan order, positions past the end score 0; ``patterns``:
+    (bytes, 2^(n_in+n_ff)) uint8, byte c of the mask pattern of each tap vector;
+    ``floor``: start metric of states other than 0 and clamp of normalised metrics (−inf
+    for floats)."""
     n_states = 1 << n_ff
     n_branch = 1 << n_in
     n_bytes = patterns.shape[0]
@@ -175,7 +176,8 @@ def _segment(g, scores, seg_len, patterns, lowbit, n_in, n_ff, n_out, floor, inp
         for c in range(n_bytes):
             width = min(8, n_out - 8 * c)
             for p in range(1, 1 << width):
-                sums[c, p] = sums[c, p & (p - 1)] + scores[base + 8 * c + lowbit[p]]
+                i = base + 8 * c + lowbit[p]
+                sums[c, p] = sums[c, p & (p - 1)] + (scores[i] if i < scores.size else 0)
         for x in range(branch.size):
             branch[x] = pm[x >> n_in] + sums[0, patterns[0, x]]
         for c in range(1, n_bytes):
@@ -232,13 +234,11 @@ def _patterns(spec: ViterbiSpec) -> np.ndarray:
 def _search(spec: ViterbiSpec, scores: np.ndarray, floor: float | int) -> SearchResult:
     flat = np.asarray(scores).ravel()
     cycles = matrix_cycles(spec, flat.size)
-    padded = np.zeros(cycles * spec.n_out, dtype=flat.dtype)
-    padded[: flat.size] = flat
     words = np.zeros(cycles, dtype=np.uint8)
     metrics = np.zeros(segment_count(spec, cycles), dtype=flat.dtype)
     run = _segments_parallel if cycles >= _PARALLEL_CYCLES else _segments_serial
     run(
-        padded,
+        flat,
         spec.segment,
         _patterns(spec),
         _LOWBIT,
