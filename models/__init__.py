@@ -1,4 +1,9 @@
 """Golden models: pruning methods, storage formats, GF(2) algebra and workloads.
 
-Pure numpy/numba; imports nothing of ``hw``, ``sim`` or ``experiments``.
+Pure numpy/numba; imports nothing of ``hw``, ``sim`` or ``experiments``. Importing the
+package makes sure numba can cache the compiled kernels (:mod:`.numba_cache`).
 """
+
+from codesign.models import numba_cache
+
+numba_cache.configure()
