@@ -11,6 +11,8 @@ load. Rows:
 * ``csr-cli``: ``codesign compress --format csr --synthetic 4096x4096 --sparsity 0.9
   --json OUT`` as a new process, start to JSON written (global magnitude pruning,
   encode, decode, report). Target: <= 5x the reference.
+* ``prune``: ``magnitude_mask`` of a gaussian 4096x4096 (float32) at 90 %, global and
+  per row (in process; the part of ``csr-cli`` the O(N) selection replaced).
 * ``viterbi``: ``ViterbiFormat.compress`` of a gaussian 4096x4096 (seed 0) at 90 %,
   default spec (n_ff 8, n_in 1, n_out 5), calibration included; weights/s, kept
   fraction and kept |w| mass ratio. Target: >= 4 M weights/s and <= 12x.
@@ -19,9 +21,9 @@ load. Rows:
   <= 8x. ``lbi-4096``: the same at 4096x4096. Target: <= 60 s.
 * ``xor``: ``XorFormat.compress`` of a gaussian 1024x1024 (1 M weights) at 90 %,
   XorSpec(n_s=3, n_in=8, n_out=64), csr mask, 8-bit planes; weights/s and encoding
-  efficiency E. Target: >= 100 k weights/s. When XorSpec has a ``beam`` field, E of the
-  exhaustive search (``beam=0``) on the first ``--xor-check-rows`` rows is reported
-  beside the default's E on the same rows (target: within 0.01).
+  efficiency E. Target: >= 100 k weights/s. When XorSpec has a ``dp_states`` field, E
+  of the exact search (``dp_states=2**20``) on the first ``--xor-check-rows`` rows is
+  reported beside the default's E on the same rows (target: within 0.01).
 * ``xor-jit``: a new process with an empty ``NUMBA_CACHE_DIR`` runs an n_s = 2
   ``XorFormat.compress`` of a 64x1024 matrix twice (first: compile + run, second: run);
   a second process with the now filled cache does the same. Target: first-run
@@ -50,7 +52,7 @@ import numpy as np
 
 from codesign.models.registry import get_format
 from codesign.models.specs import LbiSpec, ViterbiSpec, XorSpec
-from codesign.models.workloads import gaussian, quantize_symmetric
+from codesign.models.workloads import gaussian, magnitude_mask, quantize_symmetric
 
 SPARSITY = 0.9
 REFERENCE_SIZE = 2**24
@@ -128,6 +130,19 @@ def row_csr_cli(repeats: int, data: np.ndarray, _: argparse.Namespace) -> list[R
         return [timed("csr-cli 4096x4096", run, repeats, data)]
 
 
+def row_prune(repeats: int, data: np.ndarray, _: argparse.Namespace) -> list[Row]:
+    w = gaussian((4096, 4096), seed=0)
+    return [
+        timed(
+            f"prune {scope} 4096x4096",
+            lambda scope=scope: {"kept": int(magnitude_mask(w, SPARSITY, scope).sum())},
+            repeats,
+            data,
+        )
+        for scope in ("global", "row")
+    ]
+
+
 def compress_figures(fmt_name: str, weights: np.ndarray, spec: Any) -> Callable[[], dict]:
     """A run of ``fmt.compress(weights, SPARSITY, spec)`` returning its kept fraction,
     kept |w| mass ratio and rate."""
@@ -182,13 +197,12 @@ def row_xor(repeats: int, data: np.ndarray, args: argparse.Namespace) -> list[Ro
         return {"efficiency": efficiency, "weights_per_s": w.size / (time.perf_counter() - start)}
 
     row = timed("xor n_s=3 1024x1024", run, repeats, data)
-    if "beam" in {f.name for f in dataclasses.fields(XorSpec)}:
+    if "dp_states" in {f.name for f in dataclasses.fields(XorSpec)}:
         check = w[: args.xor_check_rows]
-        exhaustive = dataclasses.replace(spec, beam=0)
+        exact = dataclasses.replace(spec, dp_states=2**20)
         row.figures["check_rows"] = int(check.shape[0])
         row.figures["check_efficiency_default"] = xor_efficiency(check, spec)
-        row.figures["check_efficiency_exhaustive"] = xor_efficiency(check, exhaustive)
-        row.figures["beam"] = spec.beam
+        row.figures["check_efficiency_exact"] = xor_efficiency(check, exact)
     return [row]
 
 
@@ -262,6 +276,7 @@ def row_lowrank_cli(repeats: int, data: np.ndarray, _: argparse.Namespace) -> li
 
 ROWS: dict[str, Callable[[int, np.ndarray, argparse.Namespace], list[Row]]] = {
     "csr-cli": row_csr_cli,
+    "prune": row_prune,
     "viterbi": row_viterbi,
     "lbi-1024": row_lbi(1024),
     "lbi-4096": row_lbi(4096),

@@ -208,10 +208,10 @@ def _global_mask(mags: np.ndarray, sparsity: float) -> np.ndarray:
         return np.full(mags.shape, pruned == 0)
     flat = mags.ravel()
     first_kept = np.partition(flat, pruned)[pruned]
-    mask = flat > first_kept
-    ties = np.flatnonzero(flat == first_kept)
-    below = mags.size - int(np.count_nonzero(mask)) - ties.size
-    mask[ties[pruned - below :]] = True
+    mask = flat >= first_kept
+    extra = int(np.count_nonzero(mask)) - (mags.size - pruned)
+    if extra:
+        mask[np.flatnonzero(flat == first_kept)[:extra]] = False
     return mask.reshape(mags.shape)
 
 
