@@ -458,6 +458,20 @@ def test_quantized_heavy_tailed_layer_reaches_the_sparsity(sparsity):
     assert enc.extras["kept_mass_ratio"] > 0.6
 
 
+@pytest.mark.parametrize("semiring", SEMIRINGS)
+def test_calibration_on_a_sample_of_tiles_factorizes_the_whole_matrix_at_most_twice(semiring):
+    q = heavy_tailed_int8((512, 512), 1)
+    cal = calibrate(q, 0.9, 8, 64, 64, semiring, sample=16)
+    whole = [p for p in cal.probes if not p.sampled]
+    assert 1 <= len(whole) <= 2 and cal.best in whole
+    assert any(p.sampled for p in cal.probes)
+    kept = int(cal.factorization.mask().sum())
+    assert kept == cal.best.kept
+    assert abs(kept / q.size - 0.1) <= 0.005
+    full = calibrate(q, 0.9, 8, 64, 64, semiring, sample=None)
+    assert not any(p.sampled for p in full.probes)
+
+
 def test_ranked_magnitudes_keep_the_order_and_break_ties_by_row_then_column_mass():
     w = np.array([[1, -2, 0], [2, 2, 1], [-1, 0, 1]], dtype=np.int8)
     ranked = ranked_magnitudes(w)
