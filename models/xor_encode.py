@@ -160,6 +160,17 @@ def _block_output(inputs, p, t, start, cols, n_in, n_s, out):
 
 
 @numba.njit(cache=True)
+def _segment_residual(inputs, residual, data, care, cols, p, start, end, n_in, n_s):
+    """The wrong care bits of blocks ``start`` … ``end`` − 1 of plane ``p`` (a segment)
+    under the chosen ``inputs``, into ``residual``."""
+    y = np.empty(care.shape[1], dtype=np.uint64)
+    for t in range(start, end):
+        _block_output(inputs, p, t, start, cols, n_in, n_s, y)
+        for w in range(y.size):
+            residual[p, t, w] = care[t, w] & (y[w] ^ data[p, t, w])
+
+
+@numba.njit(cache=True)
 def _mismatches(care, data, y):
     """Care bits where ``y`` differs from ``data`` (all W-word rows)."""
     count = 0
@@ -443,11 +454,7 @@ def _encode_trellis(data, care, cols, tables, n_in, n_s, segment, max_care, arg_
         for t in range(end - 1, start - 1, -1):
             inputs[p, t] = s & (n_x - 1)
             s = (s >> n_in) | (np.int64(arg[t - start, s]) << top)
-        y = np.empty(words, dtype=np.uint64)
-        for t in range(start, end):
-            _block_output(inputs, p, t, start, cols, n_in, n_s, y)
-            for w in range(words):
-                residual[p, t, w] = care[t, w] & (y[w] ^ data[p, t, w])
+        _segment_residual(inputs, residual, data, care, cols, p, start, end, n_in, n_s)
     return inputs, residual
 
 
@@ -493,11 +500,7 @@ def _encode_eliminate(data, care, cols, rows, n_in, n_s, segment):
                 bit = rhs[v] ^ np.uint64(_popcount((pivot[v] >> _ONE) & solved) & 1)
             solved = (solved << _ONE) | bit
             inputs[p, start + v // n_in] |= bit << np.uint64(v % n_in)
-        y = np.empty(words, dtype=np.uint64)
-        for t in range(start, end):
-            _block_output(inputs, p, t, start, cols, n_in, n_s, y)
-            for w in range(words):
-                residual[p, t, w] = care[t, w] & (y[w] ^ data[p, t, w])
+        _segment_residual(inputs, residual, data, care, cols, p, start, end, n_in, n_s)
     return inputs, residual
 
 
