@@ -7,14 +7,14 @@ REFERENCES §3; the factorization itself is :mod:`codesign.models.lbi_factorize`
 r − θ, with θ the threshold and r = |w| + ε·t its ranked magnitude: t ∈ (0, 1) orders
 the weights by the |w| mass of their row, then of their column (t = (ρ·n + γ + ½) /
 (m·n), ρ the rank of the row by Σ|w| ascending, γ the column's, ties by index), and ε
-is half the smallest gap between two distinct |w|. So r keeps the order of distinct
-magnitudes and breaks every tie: among equal |w| the weights of heavier rows, then
-heavier columns, rank higher. Quantized weights tie massively — an int8 layer with
-outliers can keep 4 % at |q| ≥ 2 and 45 % at |q| ≥ 1 — and a threshold on |w| alone
-moves a whole level at once, so a target between two levels would be out of reach.
-With the tie-break a threshold inside a level keeps that level's weights row by row,
-which a binary factor covers with one rank per group of rows. For float weights ε is
-below every difference of magnitudes: only exact ties are ordered.
+is half the smallest gap between two distinct |w| (½ for integer weights). So r keeps
+the order of distinct magnitudes and breaks every tie: among equal |w| the weights of
+heavier rows, then heavier columns, rank higher. Quantized weights tie massively — an
+int8 layer with outliers can keep 4 % at |q| ≥ 2 and 45 % at |q| ≥ 1 — and a threshold
+on |w| alone moves a whole level at once, so a target between two levels would be out
+of reach. With the tie-break a threshold inside a level keeps that level's weights row
+by row, which a binary factor covers with one rank per group of rows. For float
+weights ε is below every difference of magnitudes: only exact ties are ordered.
 
 **Threshold at a position** (:func:`threshold_at`): position q ∈ [0, m·n] of the
 sorted ranked magnitudes puts the threshold between the q-th and the (q+1)-th, so
@@ -68,9 +68,13 @@ def ranked_magnitudes(weights: np.ndarray) -> np.ndarray:
     column, |w| mass (see the module docstring)."""
     mags = np.abs(weights, dtype=np.float64)
     m, n = mags.shape
-    levels = np.unique(mags)
-    gaps = np.diff(levels)
-    epsilon = 0.5 * (float(gaps.min()) if gaps.size else max(float(levels[-1]), 1.0))
+    if np.issubdtype(weights.dtype, np.integer):
+        gap = 1.0
+    else:
+        levels = np.unique(mags)
+        gaps = np.diff(levels)
+        gap = float(gaps.min()) if gaps.size else max(float(levels[-1]), 1.0)
+    epsilon = 0.5 * gap
     rows = np.argsort(np.argsort(mags.sum(axis=1), kind="stable"), kind="stable")
     cols = np.argsort(np.argsort(mags.sum(axis=0), kind="stable"), kind="stable")
     order = rows[:, np.newaxis] * n + cols[np.newaxis, :]
