@@ -44,7 +44,6 @@ Two versions share one kernel:
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numba
 import numpy as np
@@ -77,7 +76,7 @@ def branch_scores(
 
     ``theta`` (units of the weights, ≥ 0): the magnitude threshold; ``s1``, ``s2``: slopes
     above and below θ in units of 1/θ. θ = 0 scores every non-zero weight 1 and zeros 0.
-    One fused pass over the weights (numba, parallel over chunks).
+    One fused pass for the tanh argument (numba, parallel), then numpy's tanh in place.
     """
     if not theta >= 0:
         raise ValueError(f"theta must be a magnitude >= 0, got {theta!r}")
@@ -90,16 +89,16 @@ def branch_scores(
     if flat.dtype not in (np.float32, np.float64):
         flat = flat.astype(np.float64)
     out = np.empty(flat.size, dtype=np.float64)
-    _scores(flat, float(theta), float(s1), float(s2), out)
-    return out.reshape(w.shape)
+    _slopes(flat, float(theta), float(s1), float(s2), out)
+    return np.tanh(out, out=out).reshape(w.shape)
 
 
 @numba.njit(cache=True, parallel=True)
-def _scores(flat, theta, s1, s2, out):
-    """out[i] = tanh(s·(|w_i|/θ − 1)), s = s1 at or above θ and s2 below."""
+def _slopes(flat, theta, s1, s2, out):
+    """out[i] = s·(|w_i|/θ − 1), s = s1 at or above θ and s2 below (the tanh argument)."""
     for i in numba.prange(flat.size):
         rel = abs(np.float64(flat[i])) / theta - 1.0
-        out[i] = math.tanh(s1 * rel if rel >= 0 else s2 * rel)
+        out[i] = s1 * rel if rel >= 0 else s2 * rel
 
 
 def _score_top(score_bits: int) -> int:
