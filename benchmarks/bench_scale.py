@@ -6,7 +6,9 @@ Every row is timed ``--repeats`` times (after one warm-up on a small matrix, so 
 numba kernels are loaded, not compiled, in the timed runs); before each timed run the
 reference — ``np.sort`` of 2^24 uniform float64 — is timed too, so a row's ratio
 (median row time / median reference time) compares runs that shared the machine's
-load. Rows:
+load. ``cpu_s`` is the CPU time of a run over all its threads (and child processes):
+the reference is one thread, the encoders use two, so under load the wall-clock ratio
+of a parallel row rises more than its CPU time. Rows:
 
 * ``csr-cli``: ``codesign compress --format csr --synthetic 4096x4096 --sparsity 0.9
   --json OUT`` as a new process, start to JSON written (global magnitude pruning,
@@ -73,33 +75,53 @@ class Row:
     seconds: list[float]
     reference: list[float]
     figures: dict[str, Any]
+    weights: int | None = None
+    """Weights a run processes: the row reports weights/s at its median time."""
 
     @property
     def ratio(self) -> float:
         return statistics.median(self.seconds) / statistics.median(self.reference)
 
     def to_dict(self) -> dict[str, Any]:
+        median = statistics.median(self.seconds)
+        rate = {} if self.weights is None else {"weights_per_s": self.weights / median}
         return {
             "row": self.name,
-            "median_s": statistics.median(self.seconds),
+            "median_s": median,
             "min_s": min(self.seconds),
             "reference_median_s": statistics.median(self.reference),
             "ratio": self.ratio,
             "seconds": self.seconds,
             "reference_s": self.reference,
+            **rate,
             **self.figures,
         }
 
 
-def timed(name: str, run: Callable[[], dict[str, Any]], repeats: int, data: np.ndarray) -> Row:
-    """``repeats`` runs of ``run`` (returns its figures), each after a reference sort."""
-    seconds, reference, figures = [], [], {}
+def cpu_seconds() -> float:
+    """CPU seconds used so far by this process (all threads) and its finished children."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def timed(
+    name: str,
+    run: Callable[[], dict[str, Any]],
+    repeats: int,
+    data: np.ndarray,
+    weights: int | None = None,
+) -> Row:
+    """``repeats`` runs of ``run`` (returns its figures) on ``weights`` weights, each after
+    a reference sort; the figures gain ``cpu_s``, the median CPU seconds of a run (every
+    thread)."""
+    seconds, reference, figures, cpu = [], [], {}, []
     for _ in range(repeats):
         reference.append(sort_reference(data))
-        start = time.perf_counter()
+        start, used = time.perf_counter(), cpu_seconds()
         figures = run()
         seconds.append(time.perf_counter() - start)
-    return Row(name, seconds, reference, figures)
+        cpu.append(cpu_seconds() - used)
+    return Row(name, seconds, reference, {**figures, "cpu_s": statistics.median(cpu)}, weights)
 
 
 def codesign_command() -> list[str]:
@@ -144,18 +166,15 @@ def row_prune(repeats: int, data: np.ndarray, _: argparse.Namespace) -> list[Row
 
 
 def compress_figures(fmt_name: str, weights: np.ndarray, spec: Any) -> Callable[[], dict]:
-    """A run of ``fmt.compress(weights, SPARSITY, spec)`` returning its kept fraction,
-    kept |w| mass ratio and rate."""
+    """A run of ``fmt.compress(weights, SPARSITY, spec)`` returning its kept fraction
+    and kept |w| mass ratio."""
     fmt = get_format(fmt_name)
 
     def run() -> dict[str, Any]:
-        start = time.perf_counter()
         _, enc = fmt.compress(weights, SPARSITY, spec)
-        seconds = time.perf_counter() - start
         return {
             "kept_fraction": enc.extras["kept_fraction"],
             "kept_mass_ratio": enc.extras.get("kept_mass_ratio"),
-            "weights_per_s": weights.size / seconds,
         }
 
     return run
@@ -165,7 +184,8 @@ def row_viterbi(repeats: int, data: np.ndarray, _: argparse.Namespace) -> list[R
     spec = ViterbiSpec()
     compress_figures("viterbi", gaussian((256, 256), seed=1), spec)()
     w = gaussian((4096, 4096), seed=0)
-    return [timed("viterbi 4096x4096", compress_figures("viterbi", w, spec), repeats, data)]
+    run = compress_figures("viterbi", w, spec)
+    return [timed("viterbi 4096x4096", run, repeats, data, w.size)]
 
 
 def int8(size: int, seed: int) -> np.ndarray:
@@ -176,8 +196,9 @@ def row_lbi(size: int) -> Callable[[int, np.ndarray, argparse.Namespace], list[R
     def row(repeats: int, data: np.ndarray, _: argparse.Namespace) -> list[Row]:
         spec = LbiSpec()
         compress_figures("lbi", int8(128, 1), spec)()
-        run = compress_figures("lbi", int8(size, 0), spec)
-        return [timed(f"lbi {size}x{size} int8", run, repeats, data)]
+        w = int8(size, 0)
+        run = compress_figures("lbi", w, spec)
+        return [timed(f"lbi {size}x{size} int8", run, repeats, data, w.size)]
 
     return row
 
@@ -191,12 +212,13 @@ def row_xor(repeats: int, data: np.ndarray, args: argparse.Namespace) -> list[Ro
     w = gaussian((1024, 1024), seed=0)
     xor_efficiency(gaussian((16, 1024), seed=1), spec)
 
-    def run() -> dict[str, Any]:
-        start = time.perf_counter()
-        efficiency = xor_efficiency(w, spec)
-        return {"efficiency": efficiency, "weights_per_s": w.size / (time.perf_counter() - start)}
-
-    row = timed("xor n_s=3 1024x1024", run, repeats, data)
+    row = timed(
+        "xor n_s=3 1024x1024",
+        lambda: {"efficiency": xor_efficiency(w, spec)},
+        repeats,
+        data,
+        w.size,
+    )
     if "dp_states" in {f.name for f in dataclasses.fields(XorSpec)}:
         check = w[: args.xor_check_rows]
         exact = dataclasses.replace(spec, dp_states=2**20)
@@ -300,7 +322,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'row':34}{'median s':>10}{'ref s':>8}{'ratio':>8}  figures")
     for row in rows:
         d = row.to_dict()
-        shown = {k: v for k, v in row.figures.items() if not isinstance(v, list)}
+        shown = {k: v for k, v in d.items() if k in row.figures or k == "weights_per_s"}
         text = "  ".join(
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()
         )
