@@ -35,8 +35,9 @@ target where tiles switch between the two starts; a search that misses is repeat
 with ``svd`` and then with ``deflation`` alone, and the closest result is kept.
 
 **Sample of tiles.** A matrix with at least 4·``sample`` full tiles (default
-:data:`SAMPLE_TILES`) runs the search on ``sample`` full tiles, evenly spaced in
-row-major tile order and stacked into a sample matrix: tiles are factorized
+:data:`SAMPLE_TILES`) runs the search on ``sample`` full tiles (1/:data:`SAMPLE_SHARE`
+of them when that is more), evenly spaced in row-major tile order and stacked into a
+sample matrix: tiles are factorized
 independently, so the sample's kept count times (m·n / sample weights) estimates the
 matrix's, at the same threshold (positions refer to the whole matrix's sorted ranked
 magnitudes). The sample is searched to a quarter of the allowed miss, then the whole
@@ -52,13 +53,17 @@ import dataclasses
 
 import numpy as np
 
-from codesign.models.lbi_factorize import MAX_ITERS, Factorization, factorize, tile_counts
+from codesign.models.lbi_factorize import MAX_ITERS, Factorization, factorize
 
 CALIBRATION_RESOLUTION = 1e-3
 """The search stops once its bracket is narrower than this (threshold positions, units
 of one weight of the sorted magnitudes)."""
 SAMPLE_TILES = 64
 """Full tiles in the calibration sample of a large matrix (see the module docstring)."""
+SAMPLE_SHARE = 16
+"""A matrix of more than SAMPLE_SHARE × SAMPLE_TILES full tiles samples 1/SAMPLE_SHARE
+of them (a smaller sample's kept count scatters by ~2 % and costs a second whole
+factorization more often than its probes save)."""
 _SAMPLE_TOLERANCE = 0.25
 """The sample is searched to this fraction of the allowed miss."""
 
@@ -248,15 +253,15 @@ def _closest(searches: list[_Search], target: int) -> int:
 def _sample_tiles(
     shape: tuple[int, int], tile_rows: int, tile_cols: int, sample: int | None
 ) -> list[tuple[int, int]] | None:
-    """(first row, first column) of the calibration sample's tiles, or None when the
-    matrix has fewer than 4·``sample`` full tiles."""
-    down, across = tile_counts(shape, tile_rows, tile_cols)
-    full_down = shape[0] // tile_rows
+    """(first row, first column) of the calibration sample's tiles — ``sample`` full
+    tiles, or 1/:data:`SAMPLE_SHARE` of them when that is more — or None when the matrix
+    has fewer than 4·``sample`` full tiles."""
     full_across = shape[1] // tile_cols
-    count = full_down * full_across
-    if sample is None or count < 4 * sample or (down, across) == (0, 0):
+    count = (shape[0] // tile_rows) * full_across
+    if sample is None or count < 4 * sample:
         return None
-    picks = (np.arange(sample) * count) // sample
+    size = max(sample, count // SAMPLE_SHARE)
+    picks = (np.arange(size) * count) // size
     return [(int(t // full_across) * tile_rows, int(t % full_across) * tile_cols) for t in picks]
 
 
