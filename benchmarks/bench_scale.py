@@ -32,6 +32,21 @@ of a parallel row rises more than its CPU time. Rows:
   compile <= 5 s, or cached across processes.
 * ``lowrank-cli``: ``codesign compress --format lowrank --synthetic 4096x4096
   --sparsity 0.9`` as a new process, with and without ``--workers 1``. Target: <= 15 s.
+
+Recorded on the shared 2-core machine (load average 4–11 from other jobs; medians of 3
+runs, 1 for the slow "before" rows; s = seconds, × = ratio to the sort in the same run):
+
+| row | before | after |
+|---|---|---|
+| csr-cli | 4.41 s, 22.3× | 1.81 s, 6.3× (CPU 1.14 s) |
+| prune global / row | 3.14 s, 17.0× / 1.61 s, 6.6× | 0.13 s, 0.47× / 0.19 s, 0.69× |
+| viterbi | 24.9 s, 135×, 0.93 M w/s | 4.7 s, 16.1×, 3.6 M w/s (CPU 3.1 s) |
+| lbi-1024 | 32.1 s, 43.3× | 2.7 s, 4.7× |
+| lbi-4096 | 1013 s | 22.7 s |
+| xor | 367 s, 2.9 k w/s, E 0.7983 | 0.32 s, 3.3 M w/s, E 0.7979 |
+| xor-jit n_s=2, empty cache | compile 7.5 s | compile 10.3 s (load 5 vs 2) |
+| xor-jit n_s=2, filled cache | first call 0.36 s | first call 0.52 s |
+| lowrank-cli / --workers 1 | 66.6 s / 173.8 s | 6.6 s / 5.0 s |
 """
 
 from __future__ import annotations
