@@ -32,14 +32,8 @@ import numpy as np
 
 from codesign.files import write_json
 from codesign.models.lbi import LbiFormat
-from codesign.models.lbi_factorize import (
-    factorize,
-    importance_scores,
-    init_codes,
-    threshold_at,
-    tile_counts,
-    update_codes,
-)
+from codesign.models.lbi_calibrate import importance_scores, threshold_at
+from codesign.models.lbi_factorize import factorize, init_codes, tile_counts, update_codes
 from codesign.models.specs import LbiSpec
 from codesign.models.workloads import gaussian
 

@@ -18,11 +18,12 @@ order, b' codes per tile; ``values`` (value). :meth:`LbiFormat.decode` rebuilds 
 from ``ip`` and ``iz`` alone.
 
 Pruning (:meth:`LbiFormat.compress`, :meth:`LbiFormat.prune`) chooses the mask by the
-factorization of :mod:`codesign.models.lbi_factorize` on importance scores |w| − θ, with θ
-calibrated until the mask keeps the target count of weights. :meth:`LbiFormat.encode`
-of an already pruned matrix takes its non-zeros as the target
-(:func:`codesign.models.lbi_factorize.target_scores`); the mask found may miss some of them, so
-that encoding is lossy unless the non-zero pattern is reachable. The method is Lee,
+factorization of :mod:`codesign.models.lbi_factorize` on importance scores r − θ (r: the
+magnitudes with ties broken by row and column |w| mass), with θ calibrated until the
+mask keeps the target count of weights (:mod:`codesign.models.lbi_calibrate`).
+:meth:`LbiFormat.encode` of an already pruned matrix takes its non-zeros as the target
+(:func:`codesign.models.lbi_calibrate.target_scores`); the mask found may miss some of
+them, so that encoding is lossy unless the non-zero pattern is reachable. The method is Lee,
 Kwon, Kim, Kapoor and Wei (2019); scores, initialisation and calibration are this
 project's reconstruction (REFERENCES §3).
 """
@@ -32,16 +33,14 @@ from __future__ import annotations
 import numpy as np
 
 from codesign.models.format import Decoded, Encoded, Format, FormatError, Stream, value_width
+from codesign.models.lbi_calibrate import Calibration, calibrate, target_scores
 from codesign.models.lbi_factorize import (
     INITS,
     MAX_ITERS,
-    Calibration,
     Factorization,
-    calibrate,
     code_dtype,
     factorize,
     mask_from_codes,
-    target_scores,
     tile_counts,
 )
 from codesign.models.quality import kept_fraction, kept_mass_ratio
@@ -69,6 +68,34 @@ def index_bits(shape: tuple[int, int], spec: LbiSpec) -> int:
     """Closed-form index storage in bits: rank·(tiles across·m + tiles down·n)."""
     down, across = tile_counts(shape, spec.tile_rows, spec.tile_cols)
     return spec.rank * (across * shape[0] + down * shape[1])
+
+
+def _cause(cal: Calibration) -> str:
+    """Why the calibration missed, from its narrowest bracket (a probe keeping too many
+    next to one keeping too few): the kept count jumps over the target between two
+    neighbouring magnitudes — the limit of masks of this rank on these tiles; ties of |w|
+    are broken, so they are never the cause — or the probes ran out first."""
+    over = [p for p in cal.probes if p.kept > cal.target]
+    under = [p for p in cal.probes if p.kept < cal.target]
+    if not over or not under:
+        side = "fewer" if not over else "more"
+        return f"every mask found keeps {side} weights than the target ({len(cal.probes)} probes)"
+    a, b = min(
+        ((a, b) for a in over for b in under), key=lambda ab: abs(ab[0].position - ab[1].position)
+    )
+    gap = abs(a.position - b.position)
+    if gap <= 1.0:
+        return (
+            f"between two neighbouring magnitudes (thresholds {a.threshold:.6g} and "
+            f"{b.threshold:.6g}; ties of |w| are broken by row and column |w| mass) the "
+            f"factorization's kept count jumps from {a.kept} to {b.kept}: masks of this rank "
+            f"on these tiles keep no count in between"
+        )
+    return (
+        f"the calibration stopped after {len(cal.probes)} probes with the kept count still "
+        f"jumping from {a.kept} to {b.kept} between thresholds {a.threshold:.6g} and "
+        f"{b.threshold:.6g} ({gap:.3g} weights apart; each probe is a new local optimum)"
+    )
 
 
 def _row_starts(m: int, tile_rows: int) -> list[tuple[int, int]]:
@@ -163,9 +190,9 @@ class LbiFormat(Format):
         return cal
 
     def _unreachable(self, size: int, sparsity: float, spec: LbiSpec, cal: Calibration) -> str:
-        kept = sorted({p.kept for p in cal.probes})
-        below = max((k for k in kept if k < cal.target), default=None)
-        above = min((k for k in kept if k > cal.target), default=None)
+        whole = [p for p in cal.probes if not p.sampled] or list(cal.probes)
+        below = max((p.kept for p in whole if p.kept < cal.target), default=None)
+        above = min((p.kept for p in whole if p.kept > cal.target), default=None)
         found = " and ".join(
             f"{k} (sparsity {1 - k / size:.4f})" for k in (below, above) if k is not None
         )
@@ -174,8 +201,8 @@ class LbiFormat(Format):
             f"sparsity={sparsity} is out of reach of LbiSpec(rank={spec.rank}, "
             f"tile_rows={spec.tile_rows}, tile_cols={spec.tile_cols}, semiring={spec.semiring}): "
             f"the target keeps {cal.target} of {size} weights, the closest masks found keep "
-            f"{found}; ask for a sparsity near those, raise rank (up to {min(limit, 16)}) "
-            f"or use smaller tiles"
+            f"{found}; {_cause(cal)}; ask for a sparsity near those, raise rank (up to "
+            f"{min(limit, 16)}) or use smaller tiles"
         )
 
     def compress(

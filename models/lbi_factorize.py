@@ -43,9 +43,9 @@ codes (the rows of Iz read as one k-bit code per column): a subset-sum (zeta) tr
 for ``bool``, a Walsh–Hadamard transform for ``gf2``; cost O(b + rank·2^rank) per row,
 all rows of a tile transformed together (SIMD over rows).
 
-The importance scores (:func:`importance_scores`) and the calibration of the kept
-fraction to a target sparsity (:func:`calibrate`) are this project's reconstruction
-[ours] of the method of Lee, Kwon, Kim, Kapoor and Wei (2019), see REFERENCES §3.
+The importance scores and the calibration of the kept fraction to a target sparsity
+(:mod:`codesign.models.lbi_calibrate`) are this project's reconstruction [ours] of the
+method of Lee, Kwon, Kim, Kapoor and Wei (2019), see REFERENCES §3.
 """
 
 from __future__ import annotations
@@ -69,10 +69,6 @@ SVD_SWEEPS = 24
 SVD_TOL = 1e-6
 """The subspace iteration stops early once no direction moves by more than this
 (1 − |cos| between successive iterates)."""
-
-CALIBRATION_RESOLUTION = 1e-3
-"""The calibration stops once its bracket is narrower than this (threshold positions,
-units of one weight of the sorted magnitudes)."""
 
 UPDATE_CHUNK = 64
 """Codes updated together by one transform (the SIMD width of the updates)."""
@@ -219,29 +215,30 @@ def update_codes(
 
 
 @njit(cache=True)
-def _dot_cols(x: np.ndarray, r: int, y: np.ndarray, q: int) -> float:
+def _dot(x: np.ndarray, y: np.ndarray) -> float:
+    """Σ x[i]·y[i] of two contiguous 1-D float64 arrays, in index order."""
     acc = 0.0
-    for i in range(x.shape[0]):
-        acc += x[i, r] * y[i, q]
+    for i in range(x.size):
+        acc += x[i] * y[i]
     return acc
 
 
 @njit(cache=True)
 def _orthonormalize(y: np.ndarray) -> None:
-    """Modified Gram–Schmidt on the columns of ``y`` in place; a column that vanishes
+    """Modified Gram–Schmidt on the rows of ``y`` (k, d) in place; a row that vanishes
     (relative norm below 1e-12) becomes zero."""
     scale = 0.0
-    for r in range(y.shape[1]):
-        scale = max(scale, np.sqrt(_dot_cols(y, r, y, r)))
-    for r in range(y.shape[1]):
+    for r in range(y.shape[0]):
+        scale = max(scale, np.sqrt(_dot(y[r], y[r])))
+    for r in range(y.shape[0]):
         for q in range(r):
-            dot = _dot_cols(y, r, y, q)
-            for i in range(y.shape[0]):
-                y[i, r] -= dot * y[i, q]
-        norm = np.sqrt(_dot_cols(y, r, y, r))
+            dot = _dot(y[r], y[q])
+            for i in range(y.shape[1]):
+                y[r, i] -= dot * y[q, i]
+        norm = np.sqrt(_dot(y[r], y[r]))
         factor = 0.0 if norm <= 1e-12 * scale else 1.0 / norm
-        for i in range(y.shape[0]):
-            y[i, r] *= factor
+        for i in range(y.shape[1]):
+            y[r, i] *= factor
 
 
 @njit(cache=True)
@@ -267,49 +264,46 @@ def top_singular(a: np.ndarray, k: int, sweeps: int) -> tuple[np.ndarray, np.nda
     Orthogonal (subspace) iteration on the Gram matrix of the shorter side, at most
     ``sweeps`` multiplications from a fixed pseudo-random start (fewer once no direction
     moves by more than :data:`SVD_TOL`), modified Gram–Schmidt after each; plain loops
-    (no BLAS/LAPACK call, so it runs inside parallel tiles without oversubscribing
-    threads). Directions past the rank of ``a`` come out as zero columns with sigma 0.
+    over contiguous rows (no BLAS/LAPACK call, so it runs inside parallel tiles without
+    oversubscribing threads). Directions past the rank of ``a`` come out as zero
+    columns with sigma 0.
     """
     flip = a.shape[0] > a.shape[1]
     b = np.ascontiguousarray(a.T) if flip else a
     d, n = b.shape
     k = min(k, d)
     gram = _gram(b)
-    x = np.empty((d, k))
-    for i in range(d):
-        for r in range(k):
-            x[i, r] = ((i + 1) * (2 * r + 1) * 2654435761 % 4294967296) / 4294967296.0 - 0.5
-    _orthonormalize(x)
-    y = np.empty((d, k))
-    for _ in range(sweeps):
-        y[:, :] = 0.0
+    x = np.empty((k, d))
+    for r in range(k):
         for i in range(d):
-            for t in range(d):
-                g = gram[i, t]
-                for r in range(k):
-                    y[i, r] += g * x[t, r]
+            x[r, i] = ((i + 1) * (2 * r + 1) * 2654435761 % 4294967296) / 4294967296.0 - 0.5
+    _orthonormalize(x)
+    y = np.empty((k, d))
+    for _ in range(sweeps):
+        for r in range(k):
+            for i in range(d):
+                y[r, i] = _dot(gram[i], x[r])
         _orthonormalize(y)
         moved = 0.0
         for r in range(k):
-            moved = max(moved, 1.0 - abs(_dot_cols(x, r, y, r)))
+            moved = max(moved, 1.0 - abs(_dot(x[r], y[r])))
         x, y = y, x
         if moved < SVD_TOL:
             break
-    other = np.zeros((n, k))
+    other = np.zeros((k, n))
     sigma = np.zeros(k)
     for r in range(k):
         for t in range(n):
             acc = 0.0
             for i in range(d):
-                acc += b[i, t] * x[i, r]
-            other[t, r] = acc
-        sigma[r] = np.sqrt(_dot_cols(other, r, other, r))
+                acc += b[i, t] * x[r, i]
+            other[r, t] = acc
+        sigma[r] = np.sqrt(_dot(other[r], other[r]))
         factor = 0.0 if sigma[r] == 0.0 else 1.0 / sigma[r]
         for t in range(n):
-            other[t, r] *= factor
-    if flip:
-        return other, sigma, x
-    return x, sigma, other
+            other[r, t] *= factor
+    left, right = np.ascontiguousarray(x.T), np.ascontiguousarray(other.T)
+    return (right, sigma, left) if flip else (left, sigma, right)
 
 
 @njit(cache=True)
@@ -583,183 +577,3 @@ def mask_from_codes(
     for shift in (32, 16, 8, 4, 2, 1):
         both ^= both >> np.uint64(shift)
     return (both & np.uint64(1)).astype(bool)
-
-
-# ---------------------------------------------------------------- scores and calibration
-
-
-def threshold_at(sorted_mags: np.ndarray, position: float) -> float:
-    """The magnitude threshold at ``position`` q ∈ [0, size] of ``sorted_mags`` (ascending
-    |w|, float64), units of the weights. An integer q puts it midway between the q-th and
-    the (q+1)-th smallest magnitude, so exactly the q smallest are below it; between
-    integers it is linear in q; q ≤ 0 (≥ size) is 1e-9·max(|w|max, 1) below the smallest
-    (above the largest) magnitude."""
-    size = sorted_mags.size
-    margin = 1e-9 * max(float(sorted_mags[-1]), 1.0)
-    low, high = float(sorted_mags[0]), float(sorted_mags[-1])
-    if position <= 0.5:
-        return low - margin * max(0.0, 1.0 - 2.0 * position)
-    if position >= size - 0.5:
-        return high + margin * max(0.0, 2.0 * position - 2.0 * size + 1.0)
-    k = int(np.floor(position - 0.5))
-    frac = position - 0.5 - k
-    return float(sorted_mags[k] + frac * (sorted_mags[k + 1] - sorted_mags[k]))
-
-
-def importance_scores(weights: np.ndarray, threshold: float) -> np.ndarray:
-    """score = |w| − threshold, float64 (m, n), units of the weights: weights above the
-    threshold add to the objective when kept, weights below subtract."""
-    return np.abs(weights, dtype=np.float64) - threshold
-
-
-def target_scores(weights: np.ndarray) -> np.ndarray:
-    """Scores that make the non-zeros of ``weights`` (a pruned matrix) the target [ours]:
-    |w| at a non-zero, −mean(|w| of the non-zeros) at a zero (−1 if all are zero), so
-    keeping a pruned position costs what an average kept weight gains. float64 (m, n)."""
-    mags = np.abs(weights, dtype=np.float64)
-    nonzero = mags > 0
-    penalty = float(mags[nonzero].mean()) if nonzero.any() else 1.0
-    return np.where(nonzero, mags, -penalty)
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class Probe:
-    """One calibration probe: the threshold ``threshold`` (units of the weights) at
-    ``position`` of the sorted magnitudes (:func:`threshold_at`) gave a mask keeping
-    ``kept`` weights."""
-
-    position: float
-    threshold: float
-    kept: int
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class Calibration:
-    """The factorization closest to the target kept count, and every probe tried.
-
-    ``target``: kept weights asked for; ``tolerance``: the allowed miss in weights;
-    ``best``: the probe of ``factorization``; ``scores``: the (m, n) scores it maximised;
-    ``init``: the initialisation that produced it; ``probes``: every probe, in order.
-    """
-
-    factorization: Factorization
-    scores: np.ndarray
-    best: Probe
-    target: int
-    tolerance: int
-    init: str
-    probes: tuple[Probe, ...]
-
-    @property
-    def reached(self) -> bool:
-        """The kept count is within the tolerance of the target."""
-        return abs(self.best.kept - self.target) <= self.tolerance
-
-
-def calibrate(
-    weights: np.ndarray,
-    sparsity: float,
-    rank: int,
-    tile_rows: int,
-    tile_cols: int,
-    semiring: str = "bool",
-    tolerance: float = 0.01,
-    max_probes: int = 16,
-    max_iters: int = MAX_ITERS,
-    init: str = "best",
-) -> Calibration:
-    """Search the score threshold until the mask keeps the target count of weights.
-
-    The target is the kept count of global magnitude pruning at ``sparsity``
-    (``size − round(sparsity·size)``); the allowed miss is max(1, ``tolerance``·target)
-    weights. A probe at position q: threshold = :func:`threshold_at` (q), scores =
-    :func:`importance_scores`, then :func:`factorize` (``max_iters``, ``init``). The first
-    probe is q = round(sparsity·size), the threshold of magnitude pruning at the rate.
-    The kept count falls as q rises, not strictly (each probe is a new local optimum):
-    the next q follows the secant through the last two probes (a slope of −1 after the
-    first), kept inside the bracket of the probes that kept too many and too few (its
-    midpoint when the secant lands on a probe), until ``max_probes`` probes or the bracket
-    is narrower than :data:`CALIBRATION_RESOLUTION`. The result is the probe closest to
-    the target (the first on ties).
-
-    With ``init="best"`` the kept count can jump over the target where tiles switch
-    between the two starts; if that search misses the tolerance it is repeated with
-    ``svd`` and then with ``deflation`` alone (up to ``max_probes`` probes each), and the
-    closest result of the searches is returned (the earlier on ties).
-    """
-    mags = np.sort(np.abs(weights, dtype=np.float64), axis=None)
-    target = mags.size - round(sparsity * mags.size)
-    allowed = max(1, int(tolerance * target))
-    found: list[Calibration] = []
-    for name in [init] + (["svd", "deflation"] if init == "best" else []):
-        search = _search(
-            weights,
-            mags,
-            target,
-            allowed,
-            max_probes,
-            name,
-            rank,
-            tile_rows,
-            tile_cols,
-            semiring,
-            max_iters,
-        )
-        found.append(search)
-        if search.reached:
-            break
-    closest = min(found, key=lambda c: abs(c.best.kept - target))
-    probes = tuple(p for c in found for p in c.probes)
-    return dataclasses.replace(closest, probes=probes)
-
-
-def _search(
-    weights: np.ndarray,
-    mags: np.ndarray,
-    target: int,
-    allowed: int,
-    max_probes: int,
-    init: str,
-    *factorize_args: object,
-) -> Calibration:
-    """One threshold search of :func:`calibrate` with one initialisation; ``mags``: the
-    sorted |w|; ``factorize_args``: (rank, tile_rows, tile_cols, semiring, max_iters)."""
-    size = mags.size
-    probes: list[Probe] = []
-    best: tuple[Probe, Factorization, np.ndarray] | None = None
-    lo, hi = -1.0, size + 1.0
-    q: float | None = float(size - target)
-    while q is not None and len(probes) < max_probes:
-        threshold = threshold_at(mags, q)
-        scores = importance_scores(weights, threshold)
-        fact = factorize(scores, *factorize_args, init=init)
-        kept = int(np.count_nonzero(fact.mask()))
-        probes.append(Probe(q, threshold, kept))
-        if best is None or abs(kept - target) < abs(best[0].kept - target):
-            best = (probes[-1], fact, scores)
-        if abs(kept - target) <= allowed:
-            break
-        if kept > target:
-            lo = q
-        else:
-            hi = q
-        q = _next_probe(probes, lo, hi, target, size)
-    probe, fact, scores = best
-    return Calibration(fact, scores, probe, target, allowed, init, tuple(probes))
-
-
-def _next_probe(probes: list[Probe], lo: float, hi: float, target: int, size: int) -> float | None:
-    """The next position inside the bracket [lo, hi] (lo = -1 / hi = size + 1: not
-    bracketed yet) that is not a probe yet, or None when the bracket is too narrow."""
-    lower, upper = max(lo, 0.0), min(hi, float(size))
-    if upper - lower < CALIBRATION_RESOLUTION:
-        return None
-    seen = {p.position for p in probes}
-    a, b = probes[-2:] if len(probes) > 1 else (probes[-1], probes[-1])
-    slope = -1.0
-    if (b.kept - a.kept) * (b.position - a.position) < 0:
-        slope = (b.kept - a.kept) / (b.position - a.position)
-    guess = min(max(b.position + (target - b.kept) / slope, lower), upper)
-    if guess in seen:
-        guess = 0.5 * (lower + upper)
-    return None if guess in seen else guess

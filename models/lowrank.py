@@ -11,13 +11,30 @@ weights' bit width (:func:`~codesign.models.workloads.quantize_symmetric`) with 
 float32 scale per factor (stream ``scales``); decode is scale_u·scale_v·U·V in float32.
 Either way the format approximates its input: a report compares the decode with the
 input, never with the reconstruction (:attr:`LowrankFormat.approximates`).
+
+The truncated SVD (:func:`truncated_svd`) is LAPACK's full SVD, cut at r, unless the
+rank is small — r ≤ min(m, n) / 8 with min(m, n) ≥ :data:`RANDOMIZED_MIN_SIDE` — where
+a randomized range finder (Halko, Martinsson and Tropp, SIAM Review 2011) replaces it:
+a seeded gaussian sketch of r + :data:`OVERSAMPLING` columns, :data:`POWER_ITERATIONS`
+power iterations (each re-orthonormalized by QR), then the exact SVD of the small
+projected matrix (the sketch in float32 for float32 weights, the projection and the small
+SVD in float64). Work O(m·n·r) instead of O(m·n·min(m, n)). It reproduces the full
+SVD's rank-r factors when the spectrum decays past r (trained layers; tested to 1e-8);
+on a flat spectrum (i.i.d. gaussian weights, the worst case) its rank-r error is within
+1 % of the optimum (measured 0.6 % at 4096², r = 204: relative error 0.916 instead of
+0.910, energy kept 0.161 instead of 0.171). Threads, through threadpoolctl:
+matrix products use at most numba's thread count (what ``--workers`` sets); the LAPACK
+factorizations (QR, SVD) run on one thread — their level-2 panels make OpenBLAS threads
+spin, measured 8–17× slower with two threads on the shared 2-core machine.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numba
 import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from codesign.models.format import Decoded, Encoded, Format, FormatError, Stream, value_width
 from codesign.models.specs import LowrankSpec, Spec
@@ -25,6 +42,42 @@ from codesign.models.workloads import check_sparsity, check_weights, quantize_sy
 
 SCALE_BITS = 32
 """Width of a factor's scale (float32) when integer weights quantize the factors."""
+
+RANDOMIZED_MIN_SIDE = 1024
+"""Matrices with a shorter side below this always take the full SVD (exact, and fast)."""
+RANDOMIZED_MAX_FRACTION = 0.125
+"""The randomized SVD is used up to rank ≤ this × min(m, n)."""
+OVERSAMPLING = 16
+"""Extra sketch columns of the randomized SVD."""
+POWER_ITERATIONS = 4
+"""Power iterations of the randomized SVD."""
+
+
+def blas_threads(most: int | None = None) -> threadpool_limits:
+    """A context limiting the BLAS / LAPACK pools to numba's thread count (set by
+    ``--workers``) or ``most``, never above a limit already in force (e.g. one thread
+    per sweep worker)."""
+    pools = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+    limit = min([numba.get_num_threads(), *pools, *([most] if most else [])])
+    return threadpool_limits(limits=limit, user_api="blas")
+
+
+def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b with the BLAS threads of :func:`blas_threads`."""
+    with blas_threads():
+        return a @ b
+
+
+def _svd(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The thin SVD of ``a`` on one LAPACK thread."""
+    with blas_threads(1):
+        return np.linalg.svd(a, full_matrices=False)
+
+
+def _orthonormal(a: np.ndarray) -> np.ndarray:
+    """An orthonormal basis (Q of the thin QR) of the columns of ``a``, on one thread."""
+    with blas_threads(1):
+        return np.linalg.qr(a)[0]
 
 
 def energy_rank(singular_values: np.ndarray, energy: float) -> int:
@@ -41,11 +94,31 @@ def energy_rank(singular_values: np.ndarray, energy: float) -> int:
     return min(int(np.searchsorted(kept, energy * kept[-1], side="left")) + 1, kept.size)
 
 
+def truncated_svd(weights: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``rank`` leading singular triplets of ``weights`` (m, n): (u (m, rank),
+    s (rank,) descending, vt (rank, n)), float64 — LAPACK's full SVD or, for a small
+    rank of a large matrix, the randomized range finder (module docstring), whose
+    sketch and power iterations run in float32 for float32 (or narrower) weights."""
+    side = min(weights.shape)
+    if side < RANDOMIZED_MIN_SIDE or rank > RANDOMIZED_MAX_FRACTION * side:
+        u, s, vt = _svd(np.asarray(weights, dtype=np.float64))
+        return u[:, :rank], s[:rank], vt[:rank]
+    w = np.asarray(weights, dtype=np.result_type(weights.dtype, np.float32))
+    rng = np.random.default_rng(0)
+    sketch = rng.standard_normal((w.shape[1], rank + OVERSAMPLING)).astype(w.dtype)
+    basis = _orthonormal(_product(w, sketch))
+    for _ in range(POWER_ITERATIONS):
+        basis = _orthonormal(_product(w, _orthonormal(_product(w.T, basis))))
+    basis = basis.astype(np.float64)
+    u, s, vt = _svd(_product(basis.T, np.asarray(weights, dtype=np.float64)))
+    return _product(basis, u[:, :rank]), s[:rank], vt[:rank]
+
+
 def truncated_factors(weights: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray]:
     """U (m, rank) and V (rank, n), float64, with U·V the best rank-``rank``
-    approximation of ``weights`` (m, n) in Frobenius norm (balanced √σ split)."""
-    u, s, vt = np.linalg.svd(np.asarray(weights, dtype=np.float64), full_matrices=False)
-    return _split(u, s, vt, rank)
+    approximation of ``weights`` (m, n) in Frobenius norm (balanced √σ split;
+    :func:`truncated_svd`)."""
+    return _split(*truncated_svd(weights, rank), rank)
 
 
 def _split(
@@ -111,13 +184,17 @@ class LowrankFormat(Format):
         m, n = weights.shape
         full = min(m, n)
         wf = weights.astype(np.float64)
-        u, s, vt = np.linalg.svd(wf, full_matrices=False)
         if spec.rank is not None and spec.rank > full:
             raise FormatError(
                 f"LowrankSpec.rank={spec.rank} exceeds min(m, n) = {full} for a {m}x{n} "
                 f"layer; use rank in 1..{full}"
             )
-        rank = energy_rank(s, spec.energy) if spec.rank is None else spec.rank
+        if spec.rank is None:
+            u, s, vt = _svd(wf)
+            rank = energy_rank(s, spec.energy)
+        else:
+            rank = spec.rank
+            u, s, vt = truncated_svd(weights, rank)
         vb = value_width(weights.dtype)
         factors = _split(u, s, vt, rank)
         if np.issubdtype(weights.dtype, np.floating):
@@ -133,11 +210,11 @@ class LowrankFormat(Format):
             "v": Stream(right.ravel(), vb, "value"),
             **streams,
         }
-        approx = _product(left, right, scales)
+        approx = _scaled_product(left, right, scales)
         norm = float(np.linalg.norm(wf))
         extras = {
             "rank": float(rank),
-            "energy_kept": float((s[:rank] ** 2).sum() / max((s**2).sum(), 1e-300)),
+            "energy_kept": float((s[:rank] ** 2).sum()) / max(norm**2, 1e-300),
             "relative_error": float(np.linalg.norm(wf - approx)) / norm if norm else 0.0,
             "param_fraction": rank * (m + n) / (m * n),
         }
@@ -149,7 +226,7 @@ class LowrankFormat(Format):
         left = enc.streams["u"].data.reshape(m, -1)
         right = enc.streams["v"].data.reshape(left.shape[1], n)
         dtype = enc.dtype if np.issubdtype(enc.dtype, np.floating) else np.float32
-        weights = _product(left, right, factor_scales(enc)).astype(dtype)
+        weights = _scaled_product(left, right, factor_scales(enc)).astype(dtype)
         return Decoded(weights, np.ones(enc.shape, dtype=bool))
 
 
@@ -161,7 +238,7 @@ def factor_scales(enc: Encoded) -> tuple[float, float]:
     return float(su), float(sv)
 
 
-def _product(left: np.ndarray, right: np.ndarray, scales: Sequence[float]) -> np.ndarray:
-    """scale_u·scale_v·U·V in float64."""
-    product = left.astype(np.float64) @ right.astype(np.float64)
+def _scaled_product(left: np.ndarray, right: np.ndarray, scales: Sequence[float]) -> np.ndarray:
+    """scale_u·scale_v·U·V in float64 (BLAS threads as :func:`_product`)."""
+    product = _product(left.astype(np.float64), right.astype(np.float64))
     return product * (float(scales[0]) * float(scales[1]))

@@ -338,6 +338,11 @@ class XorSpec(Spec):
     only with ``mask_format='viterbi'``.
     ``segment``: blocks per segment of a plane; the shift register starts from zero at
     each segment start, so segments encode and decode independently.
+    ``dp_states``: the width of the n_s ≥ 2 encoder — the largest trellis, in states
+    (2^((n_s−1)·n_in)), it searches exactly (fewest patches, work 2^(n_s·n_in) per
+    block); a larger trellis is encoded by GF(2) elimination in scan order (work per
+    care bit, patches an upper bound of the exact count). 2^20 (the most states
+    allowed): always exact; 1: always elimination.
     """
 
     format_name: ClassVar[str] = "xor"
@@ -349,6 +354,7 @@ class XorSpec(Spec):
         "value_bits": (1, 16),
         "segment": (1, None),
         "mask_threshold": (0, 256),
+        "dp_states": (1, 2**20),
     }
     _choices: ClassVar[dict[str, tuple[str, ...]]] = {
         "quant": ("uniform", "binary"),
@@ -363,6 +369,7 @@ class XorSpec(Spec):
     mask_format: str = "csr"
     segment: int = 1024
     mask_threshold: int | None = None
+    dp_states: int = 4096
 
     def validate(self) -> None:
         if self.mask_threshold is not None and self.mask_format != "viterbi":

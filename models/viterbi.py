@@ -12,22 +12,35 @@ weights than the comparator rate threshold / 2^n_c, so a sparsity needs a search
 θ is always set as a keep quantile q of |w| (θ = the magnitude threshold at keep
 fraction q); the kept fraction rises with q and with the threshold T.
 
-* ``spec.threshold`` set: bisection on q at that T.
+* ``spec.threshold`` set: the search on q at that T.
 * ``strategy="threshold"`` (the loop of the issue): bisection on T in 1 … 2^n_c with
   q = T / 2^n_c (so :meth:`ViterbiFormat.encode` with the resolved T reproduces the mask
-  when no refinement follows); when T's steps are too coarse, bisection on q at the
+  when no refinement follows); when T's steps are too coarse, the search on q at the
   bracketing T closest to the target, then at the other.
 * ``strategy="rate"`` (the default): T = ⌈(1 − sparsity)·2^n_c⌉, the lowest comparator
-  rate at or above the target, then bisection on q; the ``"threshold"`` loop if that T
+  rate at or above the target, then the search on q; the ``"threshold"`` loop if that T
   cannot reach the target. Measured on gaussian and digits-MLP layers it keeps more
   |w| mass at the same kept fraction than the T the ``"threshold"`` loop lands on
   (a rate just above the target with θ lowered beats a higher rate with θ raised).
 
-Every bisection on q starts at q = 1 − sparsity (θ = the magnitude threshold of the
-target rate). The result is the first search whose kept fraction is within
+The search on q starts at q = 1 − sparsity (θ = the magnitude threshold of the target
+rate) and takes secant steps (the first through the origin: kept ∝ q), kept inside the
+bracket of the probes that kept too few and too many (its middle when a step would
+leave it). The result is the first search whose kept fraction is within
 ``tolerance`` (absolute, default :data:`KEEP_TOLERANCE` = 0.005) of 1 − sparsity or,
 when none is (a small matrix whose kept fraction moves in coarse steps), the closest
-one found. A target the VD cannot reach at all — below the fewest weights kept at
+one found.
+
+Large matrices (more than 4 × ``sample`` weights, default :data:`SAMPLE_WEIGHTS`) are
+calibrated on a sample: ``sample`` / (segment·n_out) whole segments (at least
+:data:`SAMPLE_MIN_SEGMENTS`), evenly spaced over the matrix. Segments are independent
+trellises, so the sample's kept fraction at a (T, θ) estimates the matrix's; the loops
+above run on the sample (θ a quantile of the sample's |w|) to within a quarter of the
+tolerance, then the whole matrix is searched once at the (T, θ) found. When that
+misses the tolerance, the sample's bias (matrix kept − sample kept at that point) is
+subtracted from the target, the search on q runs on the sample again, and the matrix
+is searched a second time; the closer of the two is the result. The full search runs
+at most twice. A target the VD cannot reach at all — below the fewest weights kept at
 T = 1 (or at the given threshold) with θ = max|w|, or above the most kept at the given
 threshold with θ = min|w| — raises :class:`FormatError` naming the sparsity, the
 threshold and the reachable range.
@@ -56,7 +69,13 @@ KEEP_TOLERANCE = 0.005
 """Default calibration tolerance: |kept fraction − (1 − sparsity)| ≤ 0.005 (absolute)."""
 STRATEGIES = ("rate", "threshold")
 """Calibration strategies (see the module docstring); the first is the default."""
+SAMPLE_WEIGHTS = 1 << 19
+"""Weights of the calibration sample of a large matrix (whole segments; see above)."""
+SAMPLE_MIN_SEGMENTS = 64
+"""Fewest segments in a calibration sample."""
 _THETA_STEPS = 14
+_SAMPLE_TOLERANCE = 0.25
+"""The sample is calibrated to this fraction of the tolerance."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +105,19 @@ class _Magnitudes:
     def theta(self, keep: float) -> float:
         pruned = min(round((1.0 - keep) * self.sorted.size), self.sorted.size - 1)
         return float(self.sorted[pruned])
+
+
+def _sample(weights: np.ndarray, spec: ViterbiSpec, sample: int | None) -> np.ndarray | None:
+    """The calibration sample of ``weights`` (see the module docstring): (segments,
+    segment·n_out) whole segments, evenly spaced, each a row; None when the matrix is
+    calibrated whole."""
+    length = spec.segment * spec.n_out
+    full = weights.size // length
+    count = max(SAMPLE_MIN_SEGMENTS, (sample or 0) // length)
+    if sample is None or weights.size <= 4 * sample or full < 4 * count:
+        return None
+    rows = np.ravel(weights)[: full * length].reshape(full, length)
+    return rows[(np.arange(count) * full) // count]
 
 
 def viterbi_prune(
@@ -127,11 +159,16 @@ class _Calibration:
         key = (threshold, self.mags.theta(keep))
         if key not in self.runs:
             spec = dataclasses.replace(self.spec, threshold=threshold)
-            out = viterbi_prune(self.weights, spec, key[1], self.s1, self.s2)
-            self.runs[key] = out
-            if self.best is None or self.miss(out) < self.miss(self.best):
-                self.best = out
-        return self.runs[key].kept
+            self.runs[key] = viterbi_prune(self.weights, spec, key[1], self.s1, self.s2)
+        out = self.runs[key]
+        if self.best is None or self.miss(out) < self.miss(self.best):
+            self.best = out
+        return out.kept
+
+    def retarget(self, target: float) -> None:
+        """Aim at a new ``target``: the best run becomes the closest run to it so far."""
+        self.target = target
+        self.best = min(self.runs.values(), key=self.miss, default=None)
 
     def miss(self, out: ViterbiPruning) -> float:
         return abs(out.kept - self.target)
@@ -139,24 +176,27 @@ class _Calibration:
     def done(self) -> bool:
         return self.best is not None and self.miss(self.best) <= self.tolerance
 
-    def theta_bisection(self, threshold: int, lo: float, hi: float) -> None:
-        """Bisection on θ's keep quantile in [lo, hi] at ``threshold``, first probe at
-        the target rate (clipped to the interval)."""
+    def theta_search(self, threshold: int, lo: float, hi: float) -> None:
+        """Search of θ's keep quantile q in [lo, hi] at ``threshold`` (module docstring):
+        first probe at the target rate (clipped to the interval), then secant steps kept
+        inside the bracket of the probes that kept too few and too many."""
         probe = min(max(self.target, lo), hi)
+        last = None
         for _ in range(_THETA_STEPS):
             if self.done():
                 return
-            if self.kept(threshold, probe) < self.target:
+            kept = self.kept(threshold, probe)
+            if kept < self.target:
                 lo = probe
             else:
                 hi = probe
-            probe = 0.5 * (lo + hi)
+            probe, last = _secant(last, (probe, kept), self.target, lo, hi), (probe, kept)
 
     def threshold_bisection(self) -> None:
         """Bisection on T with θ following T, then on θ at the bracketing thresholds."""
         full, fewest = self.full, self.fewest
         if self.kept(1, 1 / full) >= self.target:
-            self.theta_bisection(1, fewest, 1 / full)
+            self.theta_search(1, fewest, 1 / full)
             return
         lo, hi = 1, full
         while hi - lo > 1 and not self.done():
@@ -169,7 +209,7 @@ class _Calibration:
             self.kept(full, 1.0)
         brackets.sort(key=lambda b: abs(self.kept(b[0], b[0] / full) - self.target))
         for threshold, low, high in brackets:
-            self.theta_bisection(threshold, low, high)
+            self.theta_search(threshold, low, high)
 
     def check_reach(self, threshold: int | None) -> None:
         """Raise when the target lies outside what ``threshold`` (None: any) can keep."""
@@ -190,6 +230,27 @@ class _Calibration:
         )
 
 
+def _secant(
+    last: tuple[float, float] | None,
+    now: tuple[float, float],
+    target: float,
+    lo: float,
+    hi: float,
+) -> float:
+    """The next keep quantile toward ``target``: the secant through the ``last`` and
+    ``now`` (q, kept) probes — through the origin after the first probe (kept ∝ q) — or
+    the middle of [lo, hi] when that step leaves the bracket's inner 98 %."""
+    (q, kept), middle = now, 0.5 * (lo + hi)
+    if last is None:
+        step = q * target / kept if kept > 0 else middle
+    elif kept != last[1]:
+        step = q + (target - kept) * (q - last[0]) / (kept - last[1])
+    else:
+        step = middle
+    margin = 0.01 * (hi - lo)
+    return step if lo + margin < step < hi - margin else middle
+
+
 def calibrate(
     weights: np.ndarray,
     sparsity: float,
@@ -198,9 +259,11 @@ def calibrate(
     strategy: str = STRATEGIES[0],
     s1: float = DEFAULT_S1,
     s2: float = DEFAULT_S2,
+    sample: int | None = SAMPLE_WEIGHTS,
 ) -> ViterbiPruning:
     """The search of ``weights`` (m, n) whose kept fraction meets 1 − ``sparsity``
-    within ``tolerance`` (see the module docstring for the strategies, the fallback and
+    within ``tolerance`` (see the module docstring for the strategies, the sample of a
+    large matrix — ``sample`` weights, None: always the whole matrix — the fallback and
     the errors)."""
     weights = check_weights(weights)
     target = 1.0 - check_sparsity(sparsity)
@@ -210,11 +273,31 @@ def calibrate(
         raise ValueError(
             f"tolerance must be a kept-fraction difference in [0, 1), got {tolerance!r}"
         )
-    cal = _Calibration(weights, spec, target, tolerance, s1, s2)
+    rows = _sample(weights, spec, sample)
+    if rows is None:
+        return _calibrated(_Calibration(weights, spec, target, tolerance, s1, s2), strategy)
+    cal = _Calibration(rows, spec, target, _SAMPLE_TOLERANCE * tolerance, s1, s2)
+    point = _calibrated(cal, strategy)
+    first = viterbi_prune(weights, point.spec, point.theta, s1, s2)
+    if abs(first.kept - target) <= tolerance:
+        return first
+    cal.retarget(target - (first.kept - point.kept))
+    assert point.spec.threshold is not None
+    cal.theta_search(point.spec.threshold, cal.fewest, 1.0)
+    assert cal.best is not None
+    if cal.best is point:
+        return first
+    second = viterbi_prune(weights, cal.best.spec, cal.best.theta, s1, s2)
+    return min((first, second), key=lambda out: abs(out.kept - target))
+
+
+def _calibrated(cal: _Calibration, strategy: str) -> ViterbiPruning:
+    """Run the calibration loops of ``strategy`` (module docstring) on ``cal``'s matrix."""
+    spec = cal.spec
     if spec.threshold is not None:
-        cal.theta_bisection(spec.threshold, cal.fewest, 1.0)
+        cal.theta_search(spec.threshold, cal.fewest, 1.0)
     elif strategy == "rate":
-        cal.theta_bisection(max(1, math.ceil(target * cal.full)), cal.fewest, 1.0)
+        cal.theta_search(max(1, math.ceil(cal.target * cal.full)), cal.fewest, 1.0)
     if spec.threshold is None and not cal.done():
         cal.threshold_bisection()
     if not cal.done():

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 
+import numba
 import numpy as np
 
 from codesign.models.specs import SpecError, ViterbiSpec
@@ -151,20 +152,34 @@ def unpack_inputs(spec: ViterbiSpec, words: np.ndarray) -> np.ndarray:
     return ((np.asarray(words, dtype=np.int64)[:, None] >> shifts) & 1).astype(np.uint8)
 
 
-def _tap_vectors(spec: ViterbiSpec, segments: np.ndarray) -> np.ndarray:
-    """x_t for every cycle of (segments, cycles) input integers, each row from S = 0."""
-    cycles = segments.shape[1]
-    x = np.zeros_like(segments)
-    for d in range(min(-(-spec.n_ff // spec.n_in) + 1, cycles)):
-        x[:, d:] |= segments[:, : cycles - d] << (d * spec.n_in)
-    return x & (2 ** tap_width(spec) - 1)
+@numba.njit(cache=True, parallel=True)
+def _expand_segments(words, seg_len, n_in, tap_mask, table, out):
+    """Mask bits of every cycle into ``out`` (cycles·n_out,) bool: ``words`` (cycles,)
+    input integers in segments of ``seg_len`` cycles, each from S = 0; x_t =
+    (x_{t−1}·2^n_in + U_t) mod 2^(n_in+n_ff) (= ``tap_mask`` + 1); ``table``: keep_table."""
+    n_out = table.shape[1]
+    cycles = words.size
+    for g in numba.prange((cycles + seg_len - 1) // seg_len):
+        x = 0
+        for t in range(g * seg_len, min((g + 1) * seg_len, cycles)):
+            x = ((x << n_in) | words[t]) & tap_mask
+            for j in range(n_out):
+                out[t * n_out + j] = table[x, j]
+
+
+def _expand_words(spec: ViterbiSpec, words: np.ndarray, seg_len: int) -> np.ndarray:
+    """Mask bits (cycles·n_out,) of input integers ``words`` in segments of ``seg_len``."""
+    out = np.empty(words.size * spec.n_out, dtype=bool)
+    tap_mask = 2 ** tap_width(spec) - 1
+    _expand_segments(words, max(seg_len, 1), spec.n_in, tap_mask, keep_table(spec), out)
+    return out
 
 
 def expand(spec: ViterbiSpec, inputs: np.ndarray) -> np.ndarray:
     """Mask bits of one segment: ``inputs`` (cycles, n_in) 0/1 from the zero state ->
     bool (cycles, n_out), row t = keep_0 … keep_{n_out−1} of cycle t."""
     words = pack_inputs(spec, inputs)
-    return keep_table(spec)[_tap_vectors(spec, words[None, :])[0]]
+    return _expand_words(spec, words, words.size).reshape(words.size, spec.n_out)
 
 
 def expand_matrix(spec: ViterbiSpec, inputs: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -179,8 +194,4 @@ def expand_matrix(spec: ViterbiSpec, inputs: np.ndarray, shape: tuple[int, int])
             f"inputs has {words.size} cycles; a {shape[0]}x{shape[1]} matrix needs "
             f"⌈{size}/n_out⌉ = {cycles}"
         )
-    n_seg = segment_count(spec, cycles)
-    padded = np.zeros(n_seg * spec.segment, dtype=np.int64)
-    padded[:cycles] = words
-    x = _tap_vectors(spec, padded.reshape(n_seg, spec.segment)).ravel()[:cycles]
-    return keep_table(spec)[x].ravel()[:size].reshape(shape)
+    return _expand_words(spec, words, spec.segment)[:size].reshape(shape)

@@ -76,16 +76,29 @@ def branch_scores(
 
     ``theta`` (units of the weights, ≥ 0): the magnitude threshold; ``s1``, ``s2``: slopes
     above and below θ in units of 1/θ. θ = 0 scores every non-zero weight 1 and zeros 0.
+    One fused pass for the tanh argument (numba, parallel), then numpy's tanh in place.
     """
     if not theta >= 0:
         raise ValueError(f"theta must be a magnitude >= 0, got {theta!r}")
     if not (s1 > 0 and s2 > 0):
         raise ValueError(f"slopes s1, s2 must be > 0, got s1={s1!r}, s2={s2!r}")
-    mags = np.abs(np.asarray(weights, dtype=np.float64))
+    w = np.asarray(weights)
     if theta == 0:
-        return (mags > 0).astype(np.float64)
-    rel = mags / theta - 1.0
-    return np.tanh(np.where(rel >= 0, s1 * rel, s2 * rel))
+        return (w != 0).astype(np.float64)
+    flat = np.ascontiguousarray(w).ravel()
+    if flat.dtype not in (np.float32, np.float64):
+        flat = flat.astype(np.float64)
+    out = np.empty(flat.size, dtype=np.float64)
+    _slopes(flat, float(theta), float(s1), float(s2), out)
+    return np.tanh(out, out=out).reshape(w.shape)
+
+
+@numba.njit(cache=True, parallel=True)
+def _slopes(flat, theta, s1, s2, out):
+    """out[i] = s·(|w_i|/θ − 1), s = s1 at or above θ and s2 below (the tanh argument)."""
+    for i in numba.prange(flat.size):
+        rel = abs(np.float64(flat[i])) / theta - 1.0
+        out[i] = s1 * rel if rel >= 0 else s2 * rel
 
 
 def _score_top(score_bits: int) -> int:
@@ -140,9 +153,10 @@ def _segment(g, scores, seg_len, patterns, lowbit, n_in, n_ff, n_out, floor, inp
     """Search segment ``g``: its best input integers into ``inputs`` (cycles,) uint8 and
     its best metric into ``metrics[g]``.
 
-    ``scores``: (cycles·n_out,) padded with zeros; ``patterns``: (bytes, 2^(n_in+n_ff))
-    uint8, byte c of the mask pattern of each tap vector; ``floor``: start metric of
-    states other than 0 and clamp of normalised metrics (−inf for floats)."""
+    ``scores``: (size,) in scan order, positions past the end score 0; ``patterns``:
+    (bytes, 2^(n_in+n_ff)) uint8, byte c of the mask pattern of each tap vector;
+    ``floor``: start metric of states other than 0 and clamp of normalised metrics (−inf
+    for floats)."""
     n_states = 1 << n_ff
     n_branch = 1 << n_in
     n_bytes = patterns.shape[0]
@@ -161,7 +175,8 @@ def _segment(g, scores, seg_len, patterns, lowbit, n_in, n_ff, n_out, floor, inp
         for c in range(n_bytes):
             width = min(8, n_out - 8 * c)
             for p in range(1, 1 << width):
-                sums[c, p] = sums[c, p & (p - 1)] + scores[base + 8 * c + lowbit[p]]
+                i = base + 8 * c + lowbit[p]
+                sums[c, p] = sums[c, p & (p - 1)] + (scores[i] if i < scores.size else 0)
         for x in range(branch.size):
             branch[x] = pm[x >> n_in] + sums[0, patterns[0, x]]
         for c in range(1, n_bytes):
@@ -218,13 +233,11 @@ def _patterns(spec: ViterbiSpec) -> np.ndarray:
 def _search(spec: ViterbiSpec, scores: np.ndarray, floor: float | int) -> SearchResult:
     flat = np.asarray(scores).ravel()
     cycles = matrix_cycles(spec, flat.size)
-    padded = np.zeros(cycles * spec.n_out, dtype=flat.dtype)
-    padded[: flat.size] = flat
     words = np.zeros(cycles, dtype=np.uint8)
     metrics = np.zeros(segment_count(spec, cycles), dtype=flat.dtype)
     run = _segments_parallel if cycles >= _PARALLEL_CYCLES else _segments_serial
     run(
-        padded,
+        flat,
         spec.segment,
         _patterns(spec),
         _LOWBIT,

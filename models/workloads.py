@@ -176,7 +176,8 @@ def magnitude_mask(w: np.ndarray, sparsity: float, scope: str = "global") -> np.
     ``scope="global"`` prunes exactly ``round(sparsity * w.size)`` weights of the whole
     matrix; ``scope="row"`` prunes ``round(sparsity * n_cols)`` weights of every row.
     ``round`` is Python's (halves go to the even count). Ties in |w| are broken by
-    position (stable sort: the earlier weight is pruned first).
+    position: among equal |w| the earlier (row-major) weight is pruned first — the mask
+    of a stable sort of |w|, found in O(m·n) with one selection (``np.partition``).
     """
     w = check_weights(w)
     sparsity = check_sparsity(sparsity)
@@ -186,20 +187,45 @@ def magnitude_mask(w: np.ndarray, sparsity: float, scope: str = "global") -> np.
         raise WeightsError(
             f"scope must be one of {', '.join(map(repr, _MASKS))}; got {scope!r}"
         ) from None
-    return make(np.abs(w, dtype=np.float64), sparsity)
+    return make(_magnitudes(w), sparsity)
+
+
+def _magnitudes(w: np.ndarray) -> np.ndarray:
+    """|w| in a dtype that orders and ties exactly as |w| does: the weights' own
+    floating dtype (abs is exact), float64 for integers (no overflow of abs(-128))."""
+    if np.issubdtype(w.dtype, np.floating):
+        return np.abs(w)
+    return np.abs(w, dtype=np.float64)
 
 
 def _global_mask(mags: np.ndarray, sparsity: float) -> np.ndarray:
-    order = np.argsort(mags, axis=None, kind="stable")
-    mask = np.ones(mags.size, dtype=bool)
-    mask[order[: round(sparsity * mags.size)]] = False
+    pruned = round(sparsity * mags.size)
+    if pruned in (0, mags.size):
+        return np.full(mags.shape, pruned == 0)
+    flat = mags.ravel()
+    first_kept = np.partition(flat, pruned)[pruned]
+    mask = flat >= first_kept
+    extra = int(np.count_nonzero(mask)) - (mags.size - pruned)
+    if extra:
+        mask[np.flatnonzero(flat == first_kept)[:extra]] = False
     return mask.reshape(mags.shape)
 
 
 def _row_mask(mags: np.ndarray, sparsity: float) -> np.ndarray:
-    order = np.argsort(mags, axis=1, kind="stable")
-    mask = np.ones(mags.shape, dtype=bool)
-    np.put_along_axis(mask, order[:, : round(sparsity * mags.shape[1])], False, axis=1)
+    n = mags.shape[1]
+    pruned = round(sparsity * n)
+    if pruned in (0, n):
+        return np.full(mags.shape, pruned == 0)
+    first_kept = np.partition(mags, pruned, axis=1)[:, pruned, np.newaxis]
+    mask = mags > first_kept
+    ties = mags == first_kept
+    tie_counts = np.count_nonzero(ties, axis=1)
+    pruned_ties = pruned - (n - np.count_nonzero(mask, axis=1) - tie_counts)
+    some = np.flatnonzero(pruned_ties > 0)
+    mask |= ties
+    if some.size:
+        order = np.cumsum(ties[some], axis=1)
+        mask[some] &= ~(ties[some] & (order <= pruned_ties[some, np.newaxis]))
     return mask
 
 
@@ -228,7 +254,7 @@ def magnitude_threshold(w: np.ndarray, sparsity: float) -> float:
     pruned = round(check_sparsity(sparsity) * w.size)
     if pruned == w.size:
         return math.inf
-    return float(np.sort(np.abs(w, dtype=np.float64), axis=None)[pruned])
+    return float(np.partition(_magnitudes(w).ravel(), pruned)[pruned])
 
 
 # ---------------------------------------------------------------- quantization

@@ -61,6 +61,7 @@ __all__ = [
     "XorFormat",
     "XorPlanes",
     "decode_planes",
+    "exact_search",
     "encode_planes",
     "mask_encoding",
     "mask_spec",
@@ -72,10 +73,10 @@ PATCH_COUNT_BITS = 32
 """Width of the per-plane patch count."""
 
 MAX_TRANSITIONS_LOG2 = 24
-"""The n_s ≥ 2 search visits 2^(n_s·n_in) transitions per block; at most 2^24."""
+"""The exact n_s ≥ 2 search visits 2^(n_s·n_in) transitions per block; at most 2^24."""
 
 MAX_TRACEBACK_BYTES = 1 << 27
-"""Largest traceback of one segment of the n_s ≥ 2 search (128 MiB)."""
+"""Largest traceback of one segment of the exact n_s ≥ 2 search (128 MiB)."""
 
 
 def xor_matrix(spec: XorSpec) -> np.ndarray:
@@ -122,23 +123,33 @@ def _blocks(length: int, n_out: int) -> int:
     return -(-length // n_out)
 
 
+def exact_search(spec: XorSpec) -> bool:
+    """Whether the n_s ≥ 2 encoder of ``spec`` runs the exact trellis search: its
+    2^((n_s−1)·n_in) states are at most ``spec.dp_states`` (else GF(2) elimination;
+    :mod:`codesign.models.xor_encode`)."""
+    return spec.n_s >= 2 and (spec.n_s - 1) * spec.n_in <= spec.dp_states.bit_length() - 1
+
+
 def _check_search(spec: XorSpec, blocks: int) -> None:
-    """Reject n_s ≥ 2 searches too large to run (transitions or traceback memory)."""
-    if spec.n_s == 1:
+    """Reject exact n_s ≥ 2 searches too large to run (transitions or traceback memory)."""
+    if not exact_search(spec):
         return
     log2_transitions = spec.n_s * spec.n_in
     if log2_transitions > MAX_TRANSITIONS_LOG2:
         raise FormatError(
-            f"XorSpec n_s={spec.n_s}, n_in={spec.n_in}: the search visits 2^{log2_transitions} "
-            f"transitions per block; n_s·n_in must be <= {MAX_TRANSITIONS_LOG2}"
+            f"XorSpec n_s={spec.n_s}, n_in={spec.n_in}: the exact search visits "
+            f"2^{log2_transitions} transitions per block; n_s·n_in must be <= "
+            f"{MAX_TRANSITIONS_LOG2}, or dp_states < 2^{(spec.n_s - 1) * spec.n_in} "
+            f"for the elimination search"
         )
     seg = min(spec.segment, blocks)
     need = traceback_bytes(spec.n_in, spec.n_s, seg)
     if need > MAX_TRACEBACK_BYTES:
         fit = max(1, MAX_TRACEBACK_BYTES // traceback_bytes(spec.n_in, spec.n_s, 1))
         raise FormatError(
-            f"XorSpec.segment={spec.segment}: the search's traceback needs {need} bytes per "
-            f"segment (limit {MAX_TRACEBACK_BYTES}); use segment <= {fit}"
+            f"XorSpec.segment={spec.segment}: the exact search's traceback needs {need} bytes "
+            f"per segment (limit {MAX_TRACEBACK_BYTES}); use segment <= {fit}, or "
+            f"dp_states < 2^{(spec.n_s - 1) * spec.n_in} for the elimination search"
         )
 
 
@@ -175,7 +186,7 @@ def encode_planes(bits: np.ndarray, care: np.ndarray, spec: XorSpec) -> XorPlane
     data = _pack_blocks(bits, spec.n_out)
     mask = _pack_blocks(care[np.newaxis], spec.n_out)[0]
     inputs, residual = encode_blocks(
-        data, mask, xor_matrix(spec), spec.n_in, spec.n_s, spec.segment
+        data, mask, xor_matrix(spec), spec.n_in, spec.n_s, spec.segment, exact=exact_search(spec)
     )
     wrong = unpack(residual.reshape(-1, residual.shape[2]), spec.n_out)
     plane, block, bit = np.nonzero(wrong.reshape(bits.shape[0], blocks, spec.n_out))

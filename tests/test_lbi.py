@@ -10,15 +10,15 @@ from hypothesis import strategies as st
 
 from codesign.models.format import FormatError
 from codesign.models.lbi import LbiFormat
-from codesign.models.lbi_factorize import (
+from codesign.models.lbi_calibrate import (
     calibrate,
-    factorize,
     importance_scores,
+    ranked_magnitudes,
     threshold_at,
-    update_codes,
 )
+from codesign.models.lbi_factorize import factorize, update_codes
 from codesign.models.specs import BitmapSpec, LbiSpec, SpecError
-from codesign.models.workloads import WeightsError, gaussian
+from codesign.models.workloads import WeightsError, gaussian, quantize_symmetric
 
 SEMIRINGS = ["bool", "gf2"]
 
@@ -250,7 +250,11 @@ def test_calibration_reaches_the_target_kept_count(semiring, sparsity):
     first = round(sparsity * w.size)
     assert cal.probes[0].position == first
     assert cal.probes[0].threshold == pytest.approx((mags[first - 1] + mags[first]) / 2)
-    np.testing.assert_allclose(cal.scores, np.abs(w.astype(np.float64)) - cal.best.threshold)
+    np.testing.assert_array_equal(cal.scores, ranked_magnitudes(w) - cal.best.threshold)
+    gap = np.diff(np.unique(np.abs(w.astype(np.float64)))).min()
+    np.testing.assert_allclose(
+        cal.scores, np.abs(w.astype(np.float64)) - cal.best.threshold, rtol=0, atol=gap / 2
+    )
 
 
 def test_calibration_reports_the_closest_mask_when_the_target_is_unreachable():
@@ -330,7 +334,7 @@ def test_compress_roundtrip_layout_and_extras(spec, sparsity):
     assert extras["kept_fraction"] == pytest.approx(mask.mean())
     assert extras["target_kept_fraction"] == pytest.approx(target / w.size)
     assert extras["kept_mass_ratio"] == pytest.approx(slow_mass_ratio(w, mask))
-    scores = np.abs(w.astype(np.float64)) - extras["threshold"]
+    scores = ranked_magnitudes(w) - extras["threshold"]
     assert extras["objective"] == pytest.approx(scores[mask].sum(), rel=1e-9, abs=1e-9)
     if sparsity == 0.0:
         assert mask.all()
@@ -416,10 +420,72 @@ def test_tiles_larger_than_the_matrix_are_rejected():
         FMT.compress(gaussian((80, 20), 0), 0.9, LbiSpec(rank=4))
 
 
-def test_unreachable_sparsity_names_what_would_work():
-    w = np.ones((8, 8), dtype=np.float32)
-    with pytest.raises(FormatError, match=r"sparsity=0\.5 is out of reach .* raise rank"):
-        FMT.compress(w, 0.5, LbiSpec(rank=2, tile_rows=8, tile_cols=8))
+def test_unreachable_sparsity_names_the_rank_and_tile_limit():
+    # A rank-1 Boolean 4x4 mask is a rectangle: 14 kept weights is no rectangle.
+    w = np.random.default_rng(0).permutation(np.arange(1.0, 17.0)).reshape(4, 4)
+    with pytest.raises(
+        FormatError,
+        match=r"sparsity=0\.125 is out of reach .* keeps 14 of 16 .* between two neighbouring "
+        r"magnitudes .* masks of this rank on these tiles keep no count in between; .* raise rank",
+    ):
+        FMT.compress(w.astype(np.float32), 0.125, LbiSpec(rank=1, tile_rows=4, tile_cols=4))
+
+
+def heavy_tailed_int8(shape: tuple[int, int], seed: int) -> np.ndarray:
+    """A layer like a trained FFN matrix, quantized to int8: Student-t (8 degrees of
+    freedom, unit variance) weights, two outliers of 5..15 per row and four of 150..200
+    in the whole matrix, so max/std >= 100 and the int8 levels tie massively."""
+    rng = np.random.default_rng(seed)
+    m, n = shape
+    w = rng.standard_t(8.0, shape) / np.sqrt(8.0 / 6.0)
+    cols = rng.integers(0, n, (m, 2))
+    w[np.arange(m)[:, None], cols] = rng.choice([-1, 1], (m, 2)) * rng.uniform(5, 15, (m, 2))
+    w.flat[rng.choice(w.size, 4, replace=False)] = rng.choice([-1, 1], 4) * rng.uniform(150, 200, 4)
+    assert np.abs(w).max() / w.std() >= 100
+    return quantize_symmetric(w.astype(np.float32), 8)[0]
+
+
+@pytest.mark.parametrize("sparsity", [0.8, 0.9, 0.95])
+def test_quantized_heavy_tailed_layer_reaches_the_sparsity(sparsity):
+    q = heavy_tailed_int8((512, 512), 0)
+    levels = np.abs(q.astype(np.int64))
+    assert 0.02 < (levels >= 2).mean() < 0.06 and 0.35 < (levels >= 1).mean() < 0.5
+    reference, enc = FMT.compress(q, sparsity, LbiSpec())
+    kept = np.count_nonzero(FMT.decode(enc).mask) / q.size
+    assert abs(kept - (1 - sparsity)) <= 0.005
+    assert enc.extras["calibration_reached"] == 1.0
+    np.testing.assert_array_equal(FMT.decode(enc).weights, reference)
+    assert enc.extras["kept_mass_ratio"] > 0.6
+
+
+@pytest.mark.parametrize("semiring", SEMIRINGS)
+def test_calibration_on_a_sample_of_tiles_factorizes_the_whole_matrix_at_most_twice(semiring):
+    q = heavy_tailed_int8((512, 512), 1)
+    cal = calibrate(q, 0.9, 8, 64, 64, semiring, sample=16)
+    whole = [p for p in cal.probes if not p.sampled]
+    assert 1 <= len(whole) <= 2 and cal.best in whole
+    assert any(p.sampled for p in cal.probes)
+    kept = int(cal.factorization.mask().sum())
+    assert kept == cal.best.kept
+    assert abs(kept / q.size - 0.1) <= 0.005
+    full = calibrate(q, 0.9, 8, 64, 64, semiring, sample=None)
+    assert not any(p.sampled for p in full.probes)
+
+
+def test_ranked_magnitudes_keep_the_order_and_break_ties_by_row_then_column_mass():
+    w = np.array([[1, -2, 0], [2, 2, 1], [-1, 0, 1]], dtype=np.int8)
+    ranked = ranked_magnitudes(w)
+    mags = np.abs(w.astype(np.float64))
+    assert np.unique(ranked).size == w.size
+    assert (np.abs(ranked - mags) < 0.5).all()
+    order = np.argsort(ranked, axis=None)
+    assert (np.diff(mags.ravel()[order]) >= 0).all()
+    # row masses 3, 5, 2 and column masses 4, 4, 2: row 1 > row 0 > row 2, column 1 > 0 > 2
+    ones = [(0, 0), (1, 2), (2, 0), (2, 2)]
+    assert sorted(ones, key=lambda ij: ranked[ij]) == [(2, 2), (2, 0), (0, 0), (1, 2)]
+    floats = gaussian((30, 40), 3)
+    gap = np.diff(np.unique(np.abs(floats.astype(np.float64)))).min()
+    assert np.abs(ranked_magnitudes(floats) - np.abs(floats.astype(np.float64))).max() < gap
 
 
 def test_other_bad_input():

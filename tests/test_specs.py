@@ -12,6 +12,7 @@ from codesign.models.specs import (
     RelativeSpec,
     Spec,
     SpecError,
+    XorSpec,
     parse_spec,
     spec_class,
 )
@@ -44,6 +45,8 @@ def test_nondefault_spec_json_roundtrip(spec):
         (lambda: BlockSpec(b=0), r"BlockSpec.b must be in 1\.\.4096, got 0"),
         (lambda: CsrSpec(col_bits=0), r"CsrSpec.col_bits must be in 1\.\.64, got 0"),
         (lambda: BlockSpec(b=True), r"BlockSpec.b must be an integer"),
+        (lambda: XorSpec(dp_states=0), r"XorSpec.dp_states must be in 1\.\.1048576, got 0"),
+        (lambda: XorSpec(dp_states=2**21), r"XorSpec.dp_states must be in 1\.\.1048576"),
     ],
 )
 def test_validation_names_field_and_range(factory, message):
@@ -75,3 +78,4 @@ def test_field_help_lists_ranges():
     rows = dict((f, a) for f, _, a in CsrSpec.field_help())
     assert rows["col_bits"].startswith("1..64")
     assert dict((f, a) for f, _, a in NmSpec.field_help())["m"] == "1..64"
+    assert dict((f, a) for f, _, a in XorSpec.field_help())["dp_states"] == "1..1048576"

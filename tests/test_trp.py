@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_info, threadpool_limits
 
+from codesign.models import lowrank
 from codesign.models.csr import csr_bits
 from codesign.models.format import FormatError
-from codesign.models.lowrank import LowrankFormat, budget_rank, energy_rank, factor_scales
+from codesign.models.lowrank import (
+    LowrankFormat,
+    budget_rank,
+    energy_rank,
+    factor_scales,
+    truncated_svd,
+)
 from codesign.models.report import report_layer
 from codesign.models.specs import LowrankSpec
 from codesign.models.trp import TrpConfig, rank_prune_step, train_trp
@@ -216,6 +224,55 @@ def test_lowrank_quantized_weights_store_quantized_factors():
     rep = report_layer("q", q, LOWRANK, LowrankSpec(), 0.5)
     assert rep.precision == 8 and not rep.lossless
     assert rep.dense_bits == 30 * 40 * 8
+
+
+def decaying(rng: np.random.Generator, m: int, n: int) -> np.ndarray:
+    """An (m, n) matrix whose singular values fall geometrically (0.9^i), like a trained
+    layer's."""
+    k = min(m, n)
+    u = np.linalg.qr(rng.standard_normal((m, k)))[0]
+    v = np.linalg.qr(rng.standard_normal((n, k)))[0]
+    return (u * 0.9 ** np.arange(k)) @ v.T
+
+
+@pytest.mark.parametrize("rank", [8, 64, 128])
+def test_randomized_svd_equals_the_full_svd_on_a_decaying_spectrum(rank):
+    w = decaying(np.random.default_rng(rank), 1024, 1100)
+    assert rank <= lowrank.RANDOMIZED_MAX_FRACTION * 1024
+    u, s, vt = truncated_svd(w, rank)
+    uu, ss, vvt = np.linalg.svd(w, full_matrices=False)
+    np.testing.assert_allclose(s, ss[:rank], rtol=1e-9)
+    best = (uu[:, :rank] * ss[:rank]) @ vvt[:rank]
+    np.testing.assert_allclose((u * s) @ vt, best, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(u.T @ u, np.eye(rank), atol=1e-9)
+
+
+def test_randomized_svd_on_a_flat_spectrum_is_within_one_percent_of_the_optimum():
+    w = np.random.default_rng(0).standard_normal((1024, 1024))
+    u, s, vt = truncated_svd(w, 100)
+    optimum = np.sqrt((np.linalg.svd(w, compute_uv=False)[100:] ** 2).sum())
+    error = np.linalg.norm(w - (u * s) @ vt)
+    assert optimum <= error <= 1.01 * optimum
+
+
+def test_blas_threads_follow_the_numba_threads(monkeypatch):
+    seen = []
+    qr = np.linalg.qr
+
+    def recording(a, *args, **kwargs):
+        seen.append(max(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"))
+        return qr(a, *args, **kwargs)
+
+    monkeypatch.setattr(np.linalg, "qr", recording)
+    before = numba.get_num_threads()
+    w = np.random.default_rng(1).standard_normal((1024, 1024)).astype(np.float32)
+    with threadpool_limits(limits=2, user_api="blas"):
+        numba.set_num_threads(1)
+        try:
+            LOWRANK.compress(w, 0.95)
+        finally:
+            numba.set_num_threads(before)
+    assert seen and set(seen) == {1}
 
 
 def test_lowrank_errors():

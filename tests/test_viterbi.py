@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from codesign.models import gf2
+from codesign.models import viterbi as viterbi_module
 from codesign.models.format import FormatError
 from codesign.models.quality import kept_mass_ratio
 from codesign.models.specs import CsrSpec, SpecError, ViterbiSpec
@@ -333,6 +334,44 @@ def test_calibration_on_synthetic(strategy, sparsity):
     pruning = calibrate(w, sparsity, spec, strategy=strategy)
     assert abs(pruning.kept - (1 - sparsity)) <= 0.005
     assert np.array_equal(pruning.mask, ref_expand_matrix(pruning.spec, pruning.inputs, w.shape))
+
+
+def record_searches(monkeypatch) -> list:
+    """Record every search the calibration runs (its ViterbiPruning)."""
+    runs: list = []
+    search = viterbi_module.viterbi_prune
+
+    def recorded(*args, **kwargs):
+        runs.append(search(*args, **kwargs))
+        return runs[-1]
+
+    monkeypatch.setattr(viterbi_module, "viterbi_prune", recorded)
+    return runs
+
+
+def test_large_matrix_is_calibrated_on_a_sample(monkeypatch):
+    w = gaussian((640, 640), seed=7)
+    whole = calibrate(w, 0.9, ViterbiSpec(), sample=None)
+    runs = record_searches(monkeypatch)
+    sampled = calibrate(w, 0.9, ViterbiSpec(), sample=16384)
+    sizes = [run.mask.size for run in runs]
+    assert set(sizes) == {64 * 256 * 5, w.size}
+    assert sizes.count(w.size) == 1
+    assert abs(sampled.kept - 0.1) <= 0.005
+    assert np.array_equal(sampled.mask, expand_matrix(sampled.spec, sampled.inputs, w.shape))
+    mass = kept_mass_ratio(w, sampled.mask)
+    assert mass == pytest.approx(kept_mass_ratio(w, whole.mask), abs=0.01)
+
+
+def test_a_biased_sample_costs_at_most_two_full_searches(monkeypatch):
+    w = gaussian((640, 640), seed=8)
+    w.reshape(-1, 256 * 5)[::5] *= 0.05  # the evenly spaced sample takes only these
+    runs = record_searches(monkeypatch)
+    pruning = calibrate(w, 0.9, ViterbiSpec(), sample=16384)
+    full = [run for run in runs if run.mask.size == w.size]
+    assert len(full) == 2
+    assert abs(full[1].kept - 0.1) < abs(full[0].kept - 0.1)
+    assert pruning is full[1]
 
 
 def test_compress_digits_layers():

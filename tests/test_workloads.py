@@ -198,6 +198,50 @@ def test_prune_breaks_ties_by_position():
     )
 
 
+def sorted_mask(w: np.ndarray, sparsity: float, scope: str) -> np.ndarray:
+    """The definition of the pruning mask: a stable sort of |w| (float64), the first
+    round(sparsity·count) positions of the matrix (or of each row) pruned."""
+    mags = np.abs(w, dtype=np.float64)
+    mask = np.ones(w.shape, dtype=bool)
+    if scope == "global":
+        order = np.argsort(mags, axis=None, kind="stable")
+        mask.flat[order[: round(sparsity * w.size)]] = False
+    else:
+        order = np.argsort(mags, axis=1, kind="stable")
+        np.put_along_axis(mask, order[:, : round(sparsity * w.shape[1])], False, axis=1)
+    return mask
+
+
+@given(
+    shape=shapes,
+    seed=seeds,
+    sparsity=sparsities,
+    levels=st.integers(1, 6),
+    dtype=st.sampled_from([np.int8, np.int32, np.float16, np.float32, np.float64]),
+    scope=st.sampled_from(["global", "row"]),
+)
+@example(shape=(3, 5), seed=0, sparsity=0.5, levels=1, dtype=np.float32, scope="row")
+@example(shape=(4, 4), seed=1, sparsity=0.9, levels=1, dtype=np.int8, scope="global")
+@settings(max_examples=150, deadline=None)
+def test_prune_mask_is_the_stable_sort_mask_with_many_ties(
+    shape, seed, sparsity, levels, dtype, scope
+):
+    rng = np.random.default_rng(seed)
+    w = rng.integers(-levels, levels + 1, shape).astype(dtype)
+    np.testing.assert_array_equal(
+        magnitude_mask(w, sparsity, scope), sorted_mask(w, sparsity, scope)
+    )
+
+
+@pytest.mark.parametrize("scope", ["global", "row"])
+@pytest.mark.parametrize("sparsity", [0.1, 0.5, 0.9])
+def test_prune_mask_is_the_stable_sort_mask_on_a_layer(scope, sparsity):
+    for w in (gaussian((96, 130), 4), quantize_symmetric(laplacian((96, 130), 5), 4)[0]):
+        np.testing.assert_array_equal(
+            magnitude_mask(w, sparsity, scope), sorted_mask(w, sparsity, scope)
+        )
+
+
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int8, np.int32])
 def test_prune_returns_new_array_of_same_dtype(dtype):
     w = (laplacian((8, 8), 1) * 1000).astype(dtype)

@@ -162,12 +162,24 @@ def check_layer(w: np.ndarray, spec: XorSpec) -> None:
     value_bits=st.integers(1, 3),
     mask_format=st.sampled_from(["bitmap", "csr", "relative"]),
     density=st.sampled_from([0.02, 0.1, 0.3, 0.7]),
+    dp_states=st.sampled_from([1, 4096]),
     seed=st.integers(0, 2**32 - 1),
 )
 def test_lossless_integer_layers(
-    pattern, rows, cols, n_s, n_in, n_out, segment, value_bits, mask_format, density, seed
+    pattern,
+    rows,
+    cols,
+    n_s,
+    n_in,
+    n_out,
+    segment,
+    value_bits,
+    mask_format,
+    density,
+    dp_states,
+    seed,
 ):
-    if n_s == 3 and n_in == 8:
+    if n_s == 3 and n_in == 8 and dp_states > 1:
         n_in = 4
     rng = np.random.default_rng(seed)
     spec = XorSpec(
@@ -178,15 +190,25 @@ def test_lossless_integer_layers(
         value_bits=value_bits,
         mask_format=mask_format,
         segment=segment,
+        dp_states=dp_states,
     )
     mask = care_pattern(pattern, (rows, cols), n_out, density, rng)
     check_layer(integer_layer(mask, value_bits, rng), spec)
 
 
+@pytest.mark.parametrize("dp_states", [1, 2**20])
 @pytest.mark.parametrize("pattern", PATTERNS)
-def test_lossless_three_steps_eight_inputs(pattern):
+def test_lossless_three_steps_eight_inputs(pattern, dp_states):
     rng = np.random.default_rng(5)
-    spec = XorSpec(n_in=8, n_out=16, n_s=3, value_bits=1, mask_format="bitmap", segment=3)
+    spec = XorSpec(
+        n_in=8,
+        n_out=16,
+        n_s=3,
+        value_bits=1,
+        mask_format="bitmap",
+        segment=3,
+        dp_states=dp_states,
+    )
     mask = care_pattern(pattern, (4, 19), 16, 0.3, rng)
     check_layer(integer_layer(mask, 1, rng), spec)
 
@@ -300,6 +322,45 @@ def test_trellis_cost_equals_brute_force(n_s, n_in, n_out, blocks, segment, max_
         assert cost == best
 
 
+@pytest.mark.parametrize(("n_s", "n_in", "n_out", "blocks", "segment"), TRELLIS_CASES)
+def test_elimination_patches_are_its_mismatches_and_at_least_the_minimum(
+    n_s, n_in, n_out, blocks, segment
+):
+    """The elimination search's residual is exactly the care bits its inputs decode
+    wrong, and never fewer than the exact search's minimum."""
+    rng = np.random.default_rng(n_s * 7 + n_in)
+    spec = XorSpec(n_in=n_in, n_out=n_out, n_s=n_s, seed=n_out, segment=segment)
+    for trial in range(6):
+        length = blocks * n_out - trial % 3
+        bits = rng.integers(0, 2, (2, length), dtype=np.uint8)
+        care = rng.random(length) < [0.2, 0.5, 0.8, 1.0, 0.3, 0.6][trial]
+        data, mask = pack_planes(bits, care, n_out)
+        matrix = xor_matrix(spec)
+        inputs, residual = encode_blocks(data, mask, matrix, n_in, n_s, segment, exact=False)
+        for p in range(2):
+            wrong = slow_mismatches(spec, tuple(inputs[p]), bits[p], care)
+            assert int(np.unpackbits(residual[p].view(np.uint8)).sum()) == wrong
+        _, best = encode_blocks(data, mask, matrix, n_in, n_s, segment)
+        assert (residual & ~mask[np.newaxis] == 0).all()
+        assert (
+            np.unpackbits(residual.view(np.uint8)).sum() >= np.unpackbits(best.view(np.uint8)).sum()
+        )
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_elimination_efficiency_matches_the_exact_search_at_90_percent(seed):
+    """n_s = 3, n_in = 8, n_out = 64 at S = 0.9 (a trellis of 2^16 states, beyond the
+    default dp_states): E of the elimination search within 0.01 of the exact search's."""
+    w = gaussian((32, 1024), seed=seed)
+    fast = XorSpec(n_s=3, n_in=8, n_out=64, value_bits=4)
+    exact = XorSpec(n_s=3, n_in=8, n_out=64, value_bits=4, dp_states=2**20)
+    ref, enc = FMT.compress(w, 0.9, fast)
+    _, oracle = FMT.compress(w, 0.9, exact)
+    assert enc.extras["patch_bits"] >= oracle.extras["patch_bits"]
+    assert enc.extras["efficiency"] == pytest.approx(oracle.extras["efficiency"], abs=0.01)
+    assert report_encoded("layer", ref, enc, FMT).lossless
+
+
 def test_decode_planes_matches_slow_decoder():
     rng = np.random.default_rng(0)
     for n_s, n_in, n_out, segment in [(1, 64, 100, 3), (2, 7, 130, 4), (4, 5, 9, 1)]:
@@ -409,7 +470,7 @@ def test_bad_inputs():
     with pytest.raises(SpecError, match="XorSpec.mask_format must be one of bitmap, csr"):
         XorSpec(mask_format="dense")
     with pytest.raises(FormatError, match=r"2\^26 transitions per block; n_s·n_in must be <= 24"):
-        FMT.encode(w, XorSpec(n_s=2, n_in=13))
+        FMT.encode(w, XorSpec(n_s=2, n_in=13, dp_states=2**20))
     with pytest.raises(FormatError, match=r"XorSpec.segment=20000: .* use segment <= 16384"):
         FMT.encode(np.ones((100, 200), np.int8), XorSpec(n_s=2, n_in=12, n_out=1, segment=20000))
     with pytest.raises(FormatError, match="needs a XorSpec, got BitmapSpec"):
