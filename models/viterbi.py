@@ -17,7 +17,8 @@ fraction q); the kept fraction rises with q and with the threshold T.
   q = T / 2^n_c (so :meth:`ViterbiFormat.encode` with the resolved T reproduces the mask
   when no refinement follows); when T's steps are too coarse, bisection on q at the
   bracketing T closest to the target, then at the other.
-* ``strategy="rate"`` (the default): T = ⌈(1 − sparsity)·2^n_c⌉, the lowest comparator
+* ``strategy="rate"`` (the default): T = ⌈(1 − sparsity)·2^n_c⌉
+  (:meth:`~codesign.models.specs.ViterbiSpec.rate_threshold`), the lowest comparator
   rate at or above the target, then bisection on q; the ``"threshold"`` loop if that T
   cannot reach the target. Measured on gaussian and digits-MLP layers it keeps more
   |w| mass at the same kept fraction than the T the ``"threshold"`` loop lands on
@@ -36,7 +37,6 @@ threshold and the reachable range.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 
@@ -214,7 +214,7 @@ def calibrate(
     if spec.threshold is not None:
         cal.theta_bisection(spec.threshold, cal.fewest, 1.0)
     elif strategy == "rate":
-        cal.theta_bisection(max(1, math.ceil(target * cal.full)), cal.fewest, 1.0)
+        cal.theta_bisection(spec.rate_threshold(sparsity), cal.fewest, 1.0)
     if spec.threshold is None and not cal.done():
         cal.threshold_bisection()
     if not cal.done():
