@@ -341,15 +341,17 @@ def _series(ax: Axes, p: _Plot, y: str, rows: list[dict], norm: Normalize | None
             if len(members) > len(at):
                 ax.scatter(xs, values, color=colour, alpha=0.35, s=14, transform=moved)
             continue
-        for (own, row), shift in zip(drawn, shifts, strict=True):
-            if own != label:
-                continue
+        mine = [
+            (row, shift) for (own, row), shift in zip(drawn, shifts, strict=True) if own == label
+        ]
+        for shift in sorted({shift for _, shift in mine}):
+            at = [row for row, moved in mine if moved == shift]
             style: dict[str, Any] = {"color": colour}
             if norm is not None:
-                style = {"c": [float(row[p.color])], "cmap": "viridis", "norm": norm}
+                style = {"c": [float(r[p.color]) for r in at], "cmap": "viridis", "norm": norm}
             ax.scatter(
-                [p.xpos(row)],
-                [float(row[y])],
+                [p.xpos(r) for r in at],
+                [float(r[y]) for r in at],
                 marker=marker,
                 edgecolors="black" if norm is not None else "face",
                 linewidths=0.4,
