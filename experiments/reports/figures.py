@@ -27,11 +27,13 @@ units (:mod:`codesign.experiments.reports.labels`). The legend names every param
 that varies among the plotted points (:class:`_Plot`): a swept parameter not on an
 axis, facet or colour joins the legend as ``name=value`` when each series has one value
 of it (``arch.decoders`` beside ``arch.lanes``); when it separates points of one series
-at the same x, a scatter plot makes it a series of its own and a line plot says which
-parameters its means are taken over. With several group columns the first sets the
-colour and the others the marker. Markers that would sit on one another are set side
-by side (a few points apart, :data:`DODGE_POINTS`). The legend sits outside the panels.
-SVG text stays text (``svg.fonttype: none``), so labels can be searched and edited.
+at the same x, a line plot says which parameters its means are taken over; in a scatter
+plot any other such parameter becomes a series of its own (up to :data:`MAX_SERIES`
+series; beyond that the legend title lists it under "also varies"). With several group
+columns and no ``color`` column, the first sets the colour and the others the marker.
+Markers that would sit on one another are set side by side (a few points apart,
+:data:`DODGE_POINTS`). The legend sits outside the panels. SVG text stays text
+(``svg.fonttype: none``), so labels can be searched and edited.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -82,6 +85,12 @@ DEFAULT_WRAP = 3
 SAME_PLACE = 0.012
 #: Horizontal distance, in points, between markers set side by side.
 DODGE_POINTS = 5.0
+#: Series a scatter plot may reach by making hidden parameters group columns.
+MAX_SERIES = 16
+#: Longest line of a legend title, in characters.
+LEGEND_TITLE_CHARS = 44
+#: Width of a character of a legend entry (font size "small"), in inches.
+LEGEND_INCHES_PER_CHAR = 0.062
 
 
 def default_plot(table: Table) -> dict[str, Any] | None:
@@ -189,40 +198,50 @@ class _Plot:
         )
         self.alongside: list[str] = []
         self.averaged: list[str] = []
+        self.unnamed: list[str] = []
         self._name_hidden(table)
         self.labels = list(dict.fromkeys(self.label(r) for r in self.rows))
         self.styles = self._styles()
 
     def _name_hidden(self, table: Table) -> None:
-        """Sort the swept parameters that vary among the plotted rows but are on no
-        axis, facet, colour or group: ``alongside`` (one value per series), traced by
-        the series along x (nothing to do), or separating points of a series at one x
-        (a scatter plot groups by them; a line plot averages over them: ``averaged``)."""
+        """Sort the swept parameters that take two values or more among the plotted
+        rows (a row without the parameter does not count) but are on no axis, facet,
+        colour or group: ``alongside`` when each series has one value of it; in a line
+        plot, nothing when each line has one value of it per x (its points trace it),
+        else ``averaged``; in a scatter plot, a group column of its own while the series
+        stay at most :data:`MAX_SERIES`, else ``unnamed`` (listed in the legend title)."""
         shown = {self.x, self.facet, self.color, *self.groups}
         for column in table.swept:
-            values = {json.dumps(r.get(column), default=str) for r in self.rows}
+            values = {json.dumps(r.get(column), default=str) for r in self.rows} - {"null"}
             if column in shown or len(values) < 2:
                 continue
             if self.groups and function_of(self.rows, column, self.groups):
                 self.alongside.append(column)
-            elif function_of(self.rows, column, [self.facet, *self.groups, self.x]):
-                continue
-            elif self.plot.get("kind", "line") == "scatter":
+            elif self.plot.get("kind", "line") != "scatter":
+                if not function_of(self.rows, column, [self.facet, *self.groups, self.x]):
+                    self.averaged.append(column)
+            elif len({_key(r, [*self.groups, column]) for r in self.rows}) <= MAX_SERIES:
                 self.groups.append(column)
             else:
-                self.averaged.append(column)
+                self.unnamed.append(column)
 
     def label(self, row: Mapping[str, Any]) -> str:
+        """The row's group values, then ``name=value`` of each column named alongside
+        (left out where the row has none, or where it repeats a group value: format
+        ``xor`` beside block ``xor``)."""
         values = [str(row[g]) for g in self.groups if row.get(g) is not None]
         values += [
-            f"{c.rpartition('.')[2]}={row[c]}" for c in self.alongside if row.get(c) is not None
+            f"{c.rpartition('.')[2]}={row[c]}"
+            for c in self.alongside
+            if row.get(c) is not None and not (isinstance(row[c], str) and row[c] in values)
         ]
         return ", ".join(values) or (column_name(self.ys[0]) if len(self.ys) == 1 else "value")
 
     def _styles(self) -> dict[str, tuple[str, str]]:
         """Series label -> (colour, marker): by series order with at most one group
-        column, else colour by the first group column's value and marker by the rest."""
-        if len(self.groups) <= 1:
+        column or a ``color`` column (which sets the colour), else colour by the first
+        group column's value and marker by the rest."""
+        if len(self.groups) <= 1 or self.color:
             return {
                 label: (f"C{k % 10}", MARKERS[k % len(MARKERS)])
                 for k, label in enumerate(self.labels)
@@ -237,14 +256,18 @@ class _Plot:
         return styles
 
     def legend_title(self) -> str | None:
-        """The group columns in words, then ``with`` the columns named beside them and
-        ``mean over`` the averaged ones."""
+        """The group columns in words, then ``with`` the columns named beside them,
+        ``mean over`` the averaged ones and ``also varies`` the unnamed ones, each part
+        on lines of at most :data:`LEGEND_TITLE_CHARS` characters."""
         parts = [", ".join(column_name(g) for g in self.groups)] if self.groups else []
         if self.alongside:
             parts.append("with " + ", ".join(column_name(c) for c in self.alongside))
         if self.averaged:
             parts.append("mean over " + ", ".join(column_name(c) for c in self.averaged))
-        return "; ".join(parts) or None
+        if self.unnamed:
+            parts.append("also varies: " + ", ".join(column_name(c) for c in self.unnamed))
+        lines = [line for part in parts for line in textwrap.wrap(part, LEGEND_TITLE_CHARS)]
+        return "\n".join(lines) or None
 
     def xpos(self, row: Mapping[str, Any]) -> float:
         value = row[self.x]
@@ -468,6 +491,14 @@ def _two_and_five(value: float, _: int) -> str:
     return _tick(value) if round(mantissa, 6) in (2.0, 5.0) else ""
 
 
+def _legend_width(p: _Plot) -> float:
+    """Inches the legend needs: its longest entry or its title, at least 2.6."""
+    entries = max((len(label) for label in p.labels), default=0) * LEGEND_INCHES_PER_CHAR
+    lines = (p.legend_title() or "").splitlines() or [""]
+    title = max(len(line) for line in lines) * LEGEND_INCHES_PER_CHAR * 1.2
+    return max(2.6, 0.9 + max(entries, title))
+
+
 def draw_plot(
     table: Table, plot: Mapping[str, Any], number: int, out_dir: Path
 ) -> tuple[Path, Path] | None:
@@ -488,8 +519,10 @@ def draw_plot(
     else:
         nrows, ncols = len(p.ys), len(p.facets)
         panels = [(y, v, i, j) for i, y in enumerate(p.ys) for j, v in enumerate(p.facets)]
-    legend = bool(p.groups or p.averaged or plot.get("reference") or plot.get("pareto"))
-    width = 1.8 + 4.4 * ncols + (2.6 if legend else 0) + (1.2 if p.color else 0)
+    legend = bool(
+        p.groups or p.averaged or p.unnamed or plot.get("reference") or plot.get("pareto")
+    )
+    width = 1.8 + 4.4 * ncols + (_legend_width(p) if legend else 0) + (1.2 if p.color else 0)
     fig = Figure(figsize=(max(width, 7.5), 0.9 + 3.5 * nrows), layout="constrained")
     axes = fig.subplots(
         nrows, ncols, squeeze=False, sharex=True, sharey=True if len(p.ys) == 1 else "row"
