@@ -176,7 +176,9 @@ def test_report_without_a_store_exits_2(tmp_path, capsys):
 
 def test_axis_labels_carry_names_and_units():
     assert axis_label("index_bits_per_weight") == "index storage (bits/weight)"
-    assert axis_label("pj_per_mac") == "energy per MAC (pJ per dense-equivalent MAC)"
+    assert axis_label("pj_per_mac") == "energy per dense-equivalent MAC (pJ)"
+    assert axis_label("energy_dram_pj") == "DRAM energy (pJ)"
+    assert axis_label("energy_decoder_pj") == "decoder energy (pJ)"
     assert axis_label("sparsity") == "sparsity (fraction of weights pruned)"
     assert axis_label("simulate.total_bits") == "total storage (bits)"  # a stage clash
     assert axis_label("arch.block_bits") == "patch block number (bits)"

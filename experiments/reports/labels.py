@@ -1,11 +1,11 @@
 """What the columns of a results table are called on a figure: the one table of names.
 
 :data:`COLUMNS` maps a column (a point parameter or a metric of a stage) to its human
-name and unit: ``pj_per_mac`` -> "energy per MAC" in "pJ", shown as
-``energy per MAC (pJ)`` by :func:`axis_label`. Figures, the summary and the demo read
-names and units from here only; a column missing here is shown by its own name (with
-"bits" when it ends in ``_bits``), and a derived column of a sweep config by its name
-and the ``unit`` the config gives it.
+name and unit: ``pj_per_mac`` -> "energy per dense-equivalent MAC" in "pJ", shown as
+``energy per dense-equivalent MAC (pJ)`` by :func:`axis_label`. Figures, the summary
+and the demo read names and units from here only; a column missing here is shown by
+its own name (with "bits" when it ends in ``_bits``), and a derived column of a sweep
+config by its name and the ``unit`` the config gives it.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ class Column:
 
 
 _ACCURACY = "fraction correct"
+_ACRONYMS = {"dram": "DRAM", "sram": "SRAM", "mac": "MAC"}
 _LANE_CYCLES = "fraction of lane cycles"
 
 #: Column -> its name and unit. Parameters first, then metrics by stage.
@@ -50,6 +51,8 @@ COLUMNS: dict[str, Column] = {
     "spec.threshold": Column("comparator threshold", "of 2^n_c"),
     "spec.value_bits": Column("value precision", "bits"),
     "spec.r": Column("relative index", "bits"),
+    "spec.n": Column("N:M kept per group", "weights"),
+    "spec.m": Column("N:M group", "weights"),
     "spec.b": Column("block size", "weights"),
     "spec.max_block": Column("largest block", "weights"),
     "spec.rank": Column("LBI rank", "binary factors"),
@@ -116,9 +119,9 @@ COLUMNS: dict[str, Column] = {
         f"stall_{k}": Column(f"lanes stalled on {k.replace('_', ' ')}", _LANE_CYCLES)
         for k in STALLS
     },
-    **{f"energy_{k}_pj": Column(f"{k.upper()} energy", "pJ") for k in COMPONENTS},
+    **{f"energy_{k}_pj": Column(f"{_ACRONYMS.get(k, k)} energy", "pJ") for k in COMPONENTS},
     "energy_pj": Column("energy", "pJ"),
-    "pj_per_mac": Column("energy per MAC", "pJ per dense-equivalent MAC"),
+    "pj_per_mac": Column("energy per dense-equivalent MAC", "pJ"),
     "decoder_cells": Column("decoder cells", "generic cells"),
     "area_um2": Column("decoder area", "µm²"),
     "analytic_cycles": Column("closed-form cycles", "cycles"),
