@@ -259,9 +259,7 @@ def describe(spec: LbiSpec, params: Mapping[str, Any]) -> dict[str, Any]:
                 "one mask row per accepted ip beat",
                 "driven by the sink; a low ready holds the row and stalls ip",
                 {
-                    "mask": protocol.field(
-                        "bit j = the tile mask at row i, column c0 + j", "bits"
-                    ),
+                    "mask": protocol.field("bit j = the tile mask at row i, column c0 + j", "bits"),
                     "last": protocol.field("copy of the row's last", "flag"),
                 },
                 "exactly one beat per accepted ip beat, in order",

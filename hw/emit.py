@@ -106,10 +106,7 @@ def frame(header: str, text: str) -> str:
     )
 
 
-#: Reserved words of Verilog-2005 and SystemVerilog (IEEE 1800-2017, Annex B): never a
-#: module name.
-KEYWORDS = frozenset(
-    """
+_KEYWORD_TEXT = """
     accept_on alias always always_comb always_ff always_latch and assert assign assume
     automatic before begin bind bins binsof bit break buf bufif0 bufif1 byte case casex
     casez cell chandle checker class clocking cmos config const constraint context continue
@@ -133,8 +130,10 @@ KEYWORDS = frozenset(
     timeunit tran tranif0 tranif1 tri tri0 tri1 triand trior trireg type typedef union
     unique unique0 unsigned until until_with untyped use uwire var vectored virtual void
     wait wait_order wand weak weak0 weak1 while wildcard wire with within wor xnor xor
-    """.split()
-)
+"""
+#: Reserved words of Verilog-2005 and SystemVerilog (IEEE 1800-2017, Annex B): never a
+#: module name.
+KEYWORDS = frozenset(_KEYWORD_TEXT.split())
 
 
 def check_module_name(name: str) -> None:

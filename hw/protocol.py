@@ -31,9 +31,7 @@ BIT_ORDER = (
     "from bit 0 up in the order listed; an array field holds element e at bits "
     "e*width .. (e+1)*width-1 of the field; signed fields are two's complement"
 )
-TRANSFER = (
-    "a beat moves on a stream at a rising clk edge where its valid and ready are both high"
-)
+TRANSFER = "a beat moves on a stream at a rising clk edge where its valid and ready are both high"
 OUTPUT_HOLD = (
     "once an output's valid is high it stays high, with its payload unchanged, until the "
     "beat is taken (valid and ready high at an edge)"

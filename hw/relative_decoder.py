@@ -181,7 +181,9 @@ def describe(spec: RelativeSpec, params: Mapping[str, Any]) -> dict[str, Any]:
                         f"row index modulo 2^row_bits = {1 << row_bits} (the counter wraps)",
                         "unsigned",
                     ),
-                    "col": protocol.field(f"column index, 0 .. n_cols-1 = {n_cols - 1}", "unsigned"),
+                    "col": protocol.field(
+                        f"column index, 0 .. n_cols-1 = {n_cols - 1}", "unsigned"
+                    ),
                     "value": protocol.field("the entry's value as received", "bits"),
                     "valid_weight": protocol.field(
                         "value != 0: 0 for a padding entry, and for a stored zero, which the "

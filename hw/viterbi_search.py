@@ -29,7 +29,8 @@ returns exactly the golden inputs, bit for bit, for every segment.
   read and a register so that every Verilog tool infers it the same way.
 * Traceback after the segment's last step, reading the segment's bank while the next
   segment's search writes the other one: from the lowest state whose normalised metric
-  is 0 (the best), one step per cycle from the last step back to the first: with next
+  is 0 (the best; taken in the traceback's first cycle, before the next segment's first
+  step can change the metrics), one step per cycle from the last step back to the first: with next
   state S' and its h, x = S' + h·2^n_ff, the step's input bits are x mod 2^n_in and the
   previous state x >> n_in. The input bits go into an output buffer bank (two banks of
   ``max_segment`` words of n_in bits, address = step index, the segment's bank parity)
@@ -485,6 +486,10 @@ class ViterbiSearch(wiring.Component):
                         t.eq(waddr - 1),
                         seg_last.eq(waddr - 1),
                     ]
+        with m.Elif(trace_first):
+            # The first step waits (a one-step segment waiting for the output to drain):
+            # keep the end state, as the next segment's first step may change pm.
+            m.d.sync += [tb_state.eq(end_state), trace_first.eq(0)]
         with m.If(accept):
             m.d.sync += [pm[s].eq(pm_next[s]) for s in range(states)]
             m.d.sync += [waddr.eq(step_addr + 1), at_start.eq(closing)]
@@ -507,6 +512,7 @@ def describe(spec: ViterbiSpec, params: Mapping[str, Any]) -> dict[str, Any]:
     in terms of the sidecar's matrix ``keep_table``."""
     score_bits, depth = params["score_bits"], params["max_segment"]
     width = metric_bits(spec, score_bits)
+    top = (1 << (score_bits - 1)) - 1
     return {
         "streams": {
             "in": protocol.stream(
@@ -517,11 +523,14 @@ def describe(spec: ViterbiSpec, params: Mapping[str, Any]) -> dict[str, Any]:
                 "traceback (independent of out.ready within the cycle)",
                 {
                     "scores": protocol.field(
-                        "element j = score of weight t*n_out + j (the one mask bit j covers)",
+                        "element j = score of weight t*n_out + j (the one mask bit j covers), "
+                        "within range (the most negative code is not used: the metric "
+                        "width is sized for |score| <= 2^(score_bits-1) - 1)",
                         "array",
                         element_width=score_bits,
                         elements=spec.n_out,
                         element_encoding="signed",
+                        range=[-top, top],
                     ),
                     "first": protocol.field(
                         "1: this step starts a new segment (an unfinished segment before it "
@@ -541,8 +550,7 @@ def describe(spec: ViterbiSpec, params: Mapping[str, Any]) -> dict[str, Any]:
                 "output",
                 "the chosen VD input bits, one beat per step of every completed segment, in "
                 "time order; the input stream of the viterbi_decompressor block",
-                "driven by the sink; a low ready holds the beat, and one segment later the "
-                "input",
+                "driven by the sink; a low ready holds the beat, and one segment later the input",
                 {
                     "u": protocol.field("u_t: bit i = VD input line i of step t", "bits"),
                     "first": protocol.field("1 on the first step of a segment", "flag"),

