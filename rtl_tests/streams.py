@@ -34,6 +34,8 @@ from cocotb.triggers import FallingEdge, RisingEdge
 
 #: Clock period of every RTL test, in ns.
 PERIOD_NS = 10
+#: Cycles a driver waits for ``ready`` on one beat before it fails.
+PATIENCE = 2000
 
 
 def load_sidecar(path: str | Path) -> dict[str, Any]:
@@ -163,7 +165,7 @@ class StreamDriver:
             self._presenting = True
             self.port.payload.value = self.port.pack(item)
             self.port.valid.value = 1
-            while True:
+            for _ in range(PATIENCE):
                 await settle(self.clk)
                 ready = bool(self.port.ready.value)
                 await RisingEdge(self.clk)
@@ -173,6 +175,10 @@ class StreamDriver:
                     break
                 if self._abort:
                     break
+            else:
+                raise AssertionError(
+                    f"{self.port.name}: beat {sent} not taken after {PATIENCE} cycles"
+                )
             if self._abort:
                 break
         self._idle_now()
