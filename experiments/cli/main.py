@@ -99,10 +99,16 @@ def _cmd_verilog(args: argparse.Namespace) -> int:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from codesign.experiments.jobs.hardware import block_spec
+    from codesign.experiments.jobs.hardware import block_spec, fpga_report
     from codesign.hw.synth import synthesize
 
     block, spec, params = block_spec(args.block, args.spec)
+    if args.target:
+        text, doc = fpga_report(block.name, spec, params, args.target)
+        print(text)
+        if args.json:
+            _write_json(args.json, doc)
+        return 0
     stats = synthesize(block.name, spec, **params)
     rows = [[cell, count] for cell, count in sorted(stats.cells.items())]
     rows += [["total", stats.total], ["depth (levels)", stats.depth]]
@@ -222,6 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory")
         else:
             p.add_argument("--json", metavar="OUT", help="also write the statistics as JSON")
+            p.add_argument(
+                "--target",
+                choices=["ice40", "ecp5"],
+                help="place and route on this FPGA family: LUTs, flip-flops, Fmax",
+            )
         p.set_defaults(func=func)
 
     p = sub.add_parser("simulate", help="simulate layers on the sparse accelerator (SimPy)")
