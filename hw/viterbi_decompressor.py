@@ -204,6 +204,12 @@ class ViterbiDecompressor(wiring.Component):
         return m
 
 
+def tap_vector_parts(spec: ViterbiSpec, inputs: str) -> list[dict[str, Any]]:
+    """The tap vector x = u + 2^n_in·s as the protocol lists it, LSB first: the input
+    bits (from ``inputs``), then the n_ff state flip-flops."""
+    return [{"source": inputs, "width": spec.n_in}, {"source": "state", "width": spec.n_ff}]
+
+
 def describe(spec: ViterbiSpec, params: Mapping[str, Any]) -> dict[str, Any]:
     """The block's part of the sidecar's ``protocol`` (:func:`codesign.hw.protocol.build`):
     streams, latency, cycle rule, state after reset and the function, in terms of the
@@ -265,10 +271,7 @@ def describe(spec: ViterbiSpec, params: Mapping[str, Any]) -> dict[str, Any]:
             "(sum_b raw[comparator_rows[j][b]] * 2^b < threshold); then s = x mod 2^n_ff "
             "(flip-flop k < n_in takes u[k], flip-flop k >= n_in takes flip-flop k - n_in: "
             "newest input in the lowest bits)",
-            "tap_vector": [
-                {"source": "in.payload.u", "width": spec.n_in},
-                {"source": "state", "width": spec.n_ff},
-            ],
+            "tap_vector": tap_vector_parts(spec, "in.payload.u"),
             "state": {"width": spec.n_ff, "next_from_tap_vector_lsb": 0, "zero_on": ["first"]},
             "network": {"matrix": "taps", "over": "gf2"},
             "compare": {

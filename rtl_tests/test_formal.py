@@ -5,7 +5,6 @@ for the fixed-function blocks. ``make formal`` runs this module alone; the figur
 
 from __future__ import annotations
 
-import fcntl
 import json
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import pytest
 from codesign.hw.build import verilog
 from codesign.hw.formal import prove
 from codesign.models.specs import LbiSpec, RelativeSpec, ViterbiSpec, XorSpec
-from rtl_tests.runner import RESULTS_DIR
+from rtl_tests.runner import merge_result
 
 #: Induction depth of every proof (steps).
 DEPTH = 3
@@ -51,16 +50,6 @@ PARAM_SETS: dict[str, tuple[str, Any, dict[str, int]]] = {
 }
 
 
-def record(name: str, figures: dict[str, Any]) -> None:
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / "formal.json"
-    with open(RESULTS_DIR / ".formal.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        data = json.loads(path.read_text()) if path.exists() else {}
-        data[name] = figures
-        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
 @pytest.mark.parametrize("name", list(PARAM_SETS))
 def test_proof(name: str, tmp_path: Path) -> None:
     block, spec, params = PARAM_SETS[name]
@@ -71,8 +60,9 @@ def test_proof(name: str, tmp_path: Path) -> None:
     if block != "viterbi_search":
         assert "conservation" in proof.properties
         assert any(p.startswith("spec_") for p in proof.properties)
-    record(
-        name,
+    merge_result(
+        "formal",
+        (name,),
         {
             "status": proof.status,
             "depth": proof.depth,

@@ -10,8 +10,6 @@ to ``results/rtl/lint.json``.
 
 from __future__ import annotations
 
-import fcntl
-import json
 import re
 import subprocess
 from collections import Counter
@@ -28,7 +26,7 @@ from rtl_tests import (
     test_viterbi_search,
     test_xor_decoder,
 )
-from rtl_tests.runner import RESULTS_DIR, verilator
+from rtl_tests.runner import merge_result, verilator
 
 #: The -Wall warning kinds the generated Verilog may show.
 ALLOWED_WALL = {"PROCASSINIT", "UNUSEDSIGNAL"}
@@ -60,16 +58,6 @@ def lint(v_path: Path, *flags: str) -> tuple[int, Counter]:
     return proc.returncode, Counter(re.findall(r"%Warning-(\w+)", proc.stderr))
 
 
-def record(name: str, figures: dict[str, Any]) -> None:
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / "lint.json"
-    with open(RESULTS_DIR / ".lint.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        data = json.loads(path.read_text()) if path.exists() else {}
-        data[name] = figures
-        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
 @pytest.mark.parametrize("name", list(SETS))
 def test_verilator_lint(name: str, tmp_path: Path) -> None:
     block, spec, params = SETS[name]
@@ -78,4 +66,4 @@ def test_verilator_lint(name: str, tmp_path: Path) -> None:
     assert code == 0 and not warnings, f"default lint: exit {code}, {dict(warnings)}"
     _, wall = lint(v_path, "-Wall")
     assert set(wall) <= ALLOWED_WALL, f"-Wall kinds {sorted(set(wall) - ALLOWED_WALL)}"
-    record(name, {"default_exit": code, "default_warnings": 0, "wall": dict(wall)})
+    merge_result("lint", (name,), {"default_exit": code, "default_warnings": 0, "wall": dict(wall)})
