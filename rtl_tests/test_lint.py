@@ -1,4 +1,5 @@
-"""Verilator lint of the generated Verilog, every block and parameter set of the RTL tests.
+"""Verilator lint of the generated Verilog: every block and parameter set of the RTL
+benches and of the formal proofs.
 
 Verilator's default lint (``--lint-only``) must pass with no warning at all; with
 ``-Wall`` only the kinds Amaranth's output cannot avoid may remain (docs/hardware.md
@@ -21,6 +22,7 @@ import pytest
 from codesign.hw.build import write
 from rtl_tests import (
     test_binary_index_decoder,
+    test_formal,
     test_relative,
     test_viterbi_decompressor,
     test_viterbi_search,
@@ -44,6 +46,7 @@ def _sets() -> dict[str, tuple[str, Any, dict[str, Any]]]:
         for name, entry in module.PARAM_SETS.items():
             spec, params = entry if isinstance(entry, tuple) else (entry, {})
             sets[f"{block}-{name}"] = (block, spec, params)
+    sets.update({f"formal-{name}": entry for name, entry in test_formal.PARAM_SETS.items()})
     return sets
 
 
