@@ -12,8 +12,9 @@ clock. The devices:
   ports stay internal nets, as when it sits inside a larger design).
 
 LUTs are 4-input LUT cells (on ECP5 each CCU2C carry cell counts as its two LUTs),
-flip-flops every flip-flop cell, ``memory`` the block-RAM cells; each run works in a
-temporary directory that is removed afterwards.
+flip-flops every flip-flop cell, ``memories`` the RAM cells (block RAM, and on ECP5 the
+LUT RAM ``TRELLIS_DPR16X4``); each run works in a temporary directory that is removed
+afterwards.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ SEED = 1
 class Target:
     """An FPGA family: Yosys synthesis command, nextpnr tool and device arguments, the
     I/O pins available (None: out of context), and the cell names counted as LUTs
-    (with their LUTs each), flip-flops (prefixes) and block RAM."""
+    (with their LUTs each), flip-flops (prefixes) and RAM."""
 
     name: str
     device: str
@@ -83,7 +84,7 @@ TARGETS = {
 @dataclasses.dataclass(frozen=True)
 class FpgaStats:
     """Place-and-route figures of one block on one target: ``luts``, ``ffs``,
-    ``memories`` (block-RAM cells), ``fmax_mhz`` (post-route, the clock ``clk``),
+    ``memories`` (RAM cells), ``fmax_mhz`` (post-route, the clock ``clk``),
     ``cells`` (every mapped cell type with its count) and the device utilisation
     nextpnr reports (BEL type -> used, available)."""
 

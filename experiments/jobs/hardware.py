@@ -51,7 +51,7 @@ def fpga_report(
     rows = [
         ["LUTs", stats.luts],
         ["flip-flops", stats.ffs],
-        ["block RAM", stats.memories],
+        ["RAM cells", stats.memories],
         ["Fmax (MHz)", stats.fmax_mhz],
         *([f"{bel} used", f"{n} of {total}"] for bel, (n, total) in stats.utilization.items()),
     ]
