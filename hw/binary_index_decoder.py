@@ -54,12 +54,15 @@ for an Iz beat.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from codesign.hw import protocol
 from codesign.models.lbi_factorize import tile_counts
 from codesign.models.specs import LbiSpec
 
@@ -209,3 +212,84 @@ class BinaryIndexDecoder(wiring.Component):
         with m.Elif(o.ready):
             m.d.sync += o.valid.eq(0)
         return m
+
+
+def describe(spec: LbiSpec, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The block's part of the sidecar's ``protocol`` (:func:`codesign.hw.protocol.build`);
+    nothing is hard-wired, the Iz tile arrives on ``iz``."""
+    reduce = "xor" if spec.semiring == "gf2" else "or"
+    return {
+        "streams": {
+            "iz": protocol.stream(
+                "input",
+                "one Iz tile per beat: the rank-bit column codes of the tile's columns",
+                "iz.ready = ~loaded | (ip.valid & ip.ready & ip.payload.last), loaded = a "
+                "tile is held: the next tile is taken at the edge of the current tile's "
+                "last row (combinationally on ip.valid, ip.payload.last and out.ready)",
+                {
+                    "codes": protocol.field(
+                        "element j = column code j of the tile: bit k = Iz[k, c0 + j]; a "
+                        "tile clipped to b' < tile_cols columns sends codes b' .. "
+                        "tile_cols-1 as 0 (those mask bits decode to 0)",
+                        "array",
+                        element_width=spec.rank,
+                        elements=spec.tile_cols,
+                        element_encoding="bits",
+                    )
+                },
+                "one beat per tile, tiles in row-major tile order; a tile's rows follow its "
+                "iz beat",
+            ),
+            "ip": protocol.stream(
+                "input",
+                "one row code per beat",
+                "ip.ready = loaded & (~out.valid | out.ready)",
+                {
+                    "code": protocol.field("row code: bit k = Ip[i, k] of tile row i", "bits"),
+                    "last": protocol.field(
+                        "1 on the tile's last row (a clipped tile has fewer than tile_rows "
+                        "rows; the decoder takes as many rows as last says)",
+                        "flag",
+                    ),
+                },
+                "the rows of a tile in order, after that tile's iz beat",
+            ),
+            "out": protocol.stream(
+                "output",
+                "one mask row per accepted ip beat",
+                "driven by the sink; a low ready holds the row and stalls ip",
+                {
+                    "mask": protocol.field("bit j = the tile mask at row i, column c0 + j", "bits"),
+                    "last": protocol.field("copy of the row's last", "flag"),
+                },
+                "exactly one beat per accepted ip beat, in order",
+            ),
+        },
+        "latency": {
+            "cycles": LATENCY,
+            "from": "ip handshake",
+            "to": "out.valid",
+            "rule": "a row accepted at a clock edge is on out from that edge on",
+        },
+        "cycles": {
+            "rule": "one row per cycle, across tile boundaries when the next iz beat is "
+            "valid as the last row of a tile is taken; otherwise (and for the first tile "
+            "after reset) the iz beat is taken on an idle decoder and the first row follows "
+            f"{IZ_LOAD_CYCLES} cycle later",
+            "cycles_per_item": 1,
+            "item": "row",
+            "iz_load_cycles": IZ_LOAD_CYCLES,
+        },
+        "after_reset": "out is empty and the decoder waits for an iz beat",
+        "function": {
+            "kind": "lbi_decoder",
+            "rule": f"mask[j] = {reduce.upper()} over k of (ip.code[k] AND iz.codes[j][k]) "
+            f"(semiring {spec.semiring}); the iz tile is held from its beat to the ip beat "
+            "with last",
+            "semiring": spec.semiring,
+            "product": "and",
+            "reduce": reduce,
+            "output": "out.payload.mask",
+            "copies": {"out.payload.last": "ip.payload.last"},
+        },
+    }

@@ -29,6 +29,7 @@ from codesign.hw import (
     viterbi_search,
     xor_decoder,
 )
+from codesign.hw.emit import check_module_name
 from codesign.models.specs import (
     DEFAULT_SPARSITY,
     LbiSpec,
@@ -77,18 +78,23 @@ class Block:
     component is constructed); ``component``: ``(spec, **params) -> Component``;
     ``latency``: ``(spec, params) -> cycles`` from an input handshake to its first
     output; ``matrices``: ``(spec, params) -> {name: 0/1 array}``, the derived matrices
-    the circuit hard-wires; ``limits``: what ``check`` requires beyond the spec's and the
-    parameters' own ranges, in words; ``complete``: the spec the block builds for a given
-    one (fills what the hardware needs and the spec leaves unset).
+    the circuit hard-wires; ``module``: the Verilog top module's name (no
+    Verilog/SystemVerilog keyword); ``describe``: ``(spec, params) -> dict``, the block's
+    part of the sidecar's ``protocol`` (:func:`codesign.hw.protocol.build`); ``limits``:
+    what ``check`` requires beyond the spec's and the parameters' own ranges, in words;
+    ``complete``: the spec the block builds for a given one (fills what the hardware
+    needs and the spec leaves unset).
     """
 
     name: str
+    module: str
     summary: str
     spec_type: type[Spec]
     params: Mapping[str, Param]
     check: Callable[..., None]
     component: ComponentFactory
     latency: SpecFunction
+    describe: SpecFunction
     matrices: SpecFunction = _no_matrices
     limits: tuple[str, ...] = ()
     complete: Callable[[Any], Spec] = _as_given
@@ -97,6 +103,9 @@ class Block:
     def defaults(self) -> dict[str, int]:
         """Parameter name -> default value."""
         return {name: p.default for name, p in self.params.items()}
+
+    def __post_init__(self) -> None:
+        check_module_name(self.module)
 
     def resolve(self, spec: Spec | None, params: Mapping[str, Any]) -> tuple[Spec, dict[str, Any]]:
         """The spec (defaults when None, completed by :attr:`complete`) and the complete
@@ -129,6 +138,7 @@ BLOCKS: dict[str, Block] = {
     for block in (
         Block(
             name="relative",
+            module="relative_decoder",
             summary="EIE relative-index decoder: (gap, value) -> (row, col, value)",
             spec_type=RelativeSpec,
             params={
@@ -147,20 +157,24 @@ BLOCKS: dict[str, Block] = {
                 f"2^r <= {relative_decoder.MAX_ROW_WRAPS}·n_cols "
                 "(one entry advances at most that many rows)",
             ),
+            describe=relative_decoder.describe,
         ),
         Block(
             name="viterbi",
+            module="viterbi_decompressor",
             summary="Viterbi decompressor: n_in stored bits -> n_out mask bits per cycle",
             spec_type=ViterbiSpec,
             params={},
             check=viterbi_decompressor.check_params,
             component=viterbi_decompressor.ViterbiDecompressor,
             latency=lambda spec, params: viterbi_decompressor.LATENCY,
+            describe=viterbi_decompressor.describe,
             matrices=viterbi_decompressor.matrices,
             complete=_threshold_default,
         ),
         Block(
             name="viterbi_search",
+            module="viterbi_search",
             summary="Viterbi search: n_out scores per step -> the VD input bits of a segment",
             spec_type=ViterbiSpec,
             params={
@@ -179,6 +193,7 @@ BLOCKS: dict[str, Block] = {
             check=viterbi_search.check_params,
             component=viterbi_search.ViterbiSearch,
             latency=lambda spec, params: viterbi_search.latency(spec.segment),
+            describe=viterbi_search.describe,
             matrices=viterbi_search.matrices,
             limits=(
                 f"n_ff + n_in <= {viterbi_search.MAX_TAP_BITS} "
@@ -188,6 +203,7 @@ BLOCKS: dict[str, Block] = {
         ),
         Block(
             name="xor",
+            module="xor_decoder",
             summary="XOR-gate sequential decoder: n_in bits -> n_out bits per cycle, patched",
             spec_type=XorSpec,
             params={
@@ -198,10 +214,12 @@ BLOCKS: dict[str, Block] = {
             check=xor_decoder.check_params,
             component=xor_decoder.XorDecoder,
             latency=lambda spec, params: xor_decoder.LATENCY,
+            describe=xor_decoder.describe,
             matrices=xor_decoder.matrices,
         ),
         Block(
             name="lbi",
+            module="lbi_decoder",
             summary="LBI binary index decompressor: Iz tile, rank-bit Ip rows -> mask rows",
             spec_type=LbiSpec,
             params={},
@@ -211,6 +229,7 @@ BLOCKS: dict[str, Block] = {
             limits=(
                 f"rank·tile_cols <= {binary_index_decoder.MAX_IZ_BITS} (the bits of one Iz beat)",
             ),
+            describe=binary_index_decoder.describe,
         ),
     )
 }

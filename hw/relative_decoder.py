@@ -16,10 +16,14 @@ per cycle for any gap without a divider; the comparators needed are
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from codesign.hw import protocol
 from codesign.models.specs import RelativeSpec
 
 #: Latency in clock cycles from an input handshake to its output being valid.
@@ -145,3 +149,72 @@ class RelativeDecoder(wiring.Component):
         with m.Elif(o.ready):
             m.d.sync += o.valid.eq(0)
         return m
+
+
+def describe(spec: RelativeSpec, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The block's part of the sidecar's ``protocol`` (:func:`codesign.hw.protocol.build`)."""
+    n_cols, row_bits = params["n_cols"], params["row_bits"]
+    return {
+        "streams": {
+            "in": protocol.stream(
+                "input",
+                "one stored entry per beat: its gap, its value and the matrix-start flag",
+                "in.ready = ~out.valid | out.ready (combinational on out.ready; no skid buffer)",
+                {
+                    "gap": protocol.field(
+                        "zeros skipped since the previous entry in row-major order", "unsigned"
+                    ),
+                    "value": protocol.field("the entry's value, raw bits, passed through", "bits"),
+                    "first": protocol.field(
+                        "1 on the first entry of a matrix: positions count from -1", "flag"
+                    ),
+                },
+                "entries of a matrix in row-major order; padding entries (gap 2^r - 1, "
+                "value 0) bridge runs of 2^r or more zeros",
+            ),
+            "out": protocol.stream(
+                "output",
+                "the decoded position and value of every accepted entry",
+                "driven by the sink; a low ready holds the entry and stalls the input",
+                {
+                    "row": protocol.field(
+                        f"row index modulo 2^row_bits = {1 << row_bits} (the counter wraps)",
+                        "unsigned",
+                    ),
+                    "col": protocol.field(
+                        f"column index, 0 .. n_cols-1 = {n_cols - 1}", "unsigned"
+                    ),
+                    "value": protocol.field("the entry's value as received", "bits"),
+                    "valid_weight": protocol.field(
+                        "value != 0: 0 for a padding entry, and for a stored zero, which the "
+                        "decoder cannot tell apart",
+                        "flag",
+                    ),
+                },
+                "exactly one beat per accepted entry, in order",
+            ),
+        },
+        "latency": {
+            "cycles": LATENCY,
+            "from": "in handshake",
+            "to": "out.valid",
+            "rule": "an entry accepted at a clock edge is on out from that edge on",
+        },
+        "cycles": {
+            "rule": "one entry in and one out per cycle while no stream stalls, whatever the "
+            "gap (no divider: one constant comparator per possible row wrap)",
+            "cycles_per_item": 1,
+            "item": "entry",
+        },
+        "after_reset": "out is empty and the position is -1 of a new matrix, as if the next "
+        "entry had first set",
+        "function": {
+            "kind": "relative_decoder",
+            "rule": "p = p_prev + 1 + gap (p_prev = -1 at first and after reset); row = "
+            "floor(p / n_cols) mod 2^row_bits; col = p mod n_cols; valid_weight = (value != 0)",
+            "n_cols": n_cols,
+            "row_modulus": 1 << row_bits,
+            "max_rows_per_entry": row_wraps(spec.r, n_cols),
+            "copies": {"out.payload.value": "in.payload.value"},
+        },
+    }

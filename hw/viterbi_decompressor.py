@@ -26,6 +26,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from codesign.hw import protocol
 from codesign.models.specs import ViterbiSpec
 from codesign.models.viterbi_decompressor import tap_width, taps
 
@@ -201,3 +202,85 @@ class ViterbiDecompressor(wiring.Component):
         with m.Elif(o.ready):
             m.d.sync += o.valid.eq(0)
         return m
+
+
+def tap_vector_parts(spec: ViterbiSpec, inputs: str) -> list[dict[str, Any]]:
+    """The tap vector x = u + 2^n_in·s as the protocol lists it, LSB first: the input
+    bits (from ``inputs``), then the n_ff state flip-flops."""
+    return [{"source": inputs, "width": spec.n_in}, {"source": "state", "width": spec.n_ff}]
+
+
+def describe(spec: ViterbiSpec, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The block's part of the sidecar's ``protocol`` (:func:`codesign.hw.protocol.build`):
+    streams, latency, cycle rule, state after reset and the function, in terms of the
+    sidecar's matrices ``taps``, ``comparator_rows`` and ``threshold``."""
+    return {
+        "streams": {
+            "in": protocol.stream(
+                "input",
+                "one VD input per beat: the n_in stored bits of a cycle and the segment flag",
+                "in.ready = ~out.valid | out.ready (combinational on out.ready; no skid buffer)",
+                {
+                    "u": protocol.field(
+                        "the stored input bits U_t of this cycle: bit i is VD input line i "
+                        "(bit i of the stored input integer)",
+                        "bits",
+                    ),
+                    "first": protocol.field(
+                        "1 on the first input of a segment: the state reads as 0 for this "
+                        "input; segments are as long as the source makes them (the spec's "
+                        "segment length is not enforced)",
+                        "flag",
+                    ),
+                },
+                "inputs in stream order; the state carries from one input to the next "
+                "within a segment",
+            ),
+            "out": protocol.stream(
+                "output",
+                "one mask word per accepted input, in the same order",
+                "driven by the sink; a low ready holds the word and stalls the input",
+                {
+                    "mask": protocol.field(
+                        "bit j = keep (1) or prune (0) of position t*n_out + j of the "
+                        "segment, for the t-th input since first",
+                        "bits",
+                    ),
+                    "first": protocol.field("copy of the input's first", "flag"),
+                },
+                "exactly one beat per accepted input, in input order",
+            ),
+        },
+        "latency": {
+            "cycles": LATENCY,
+            "from": "in handshake",
+            "to": "out.valid",
+            "rule": "the mask word of an input accepted at a clock edge is on out from that "
+            "edge on (registered output)",
+        },
+        "cycles": {
+            "rule": "one input and one mask word per cycle while no stream stalls",
+            "cycles_per_item": 1,
+            "item": "input",
+        },
+        "after_reset": "out is empty and the state is zero, as if the next input had first set",
+        "function": {
+            "kind": "viterbi_decompressor",
+            "rule": "x = u + 2^n_in * s (tap vector: input bits first, then the state's "
+            "flip-flops, s = 0 when first); raw = taps . x over GF(2); mask bit j = "
+            "(sum_b raw[comparator_rows[j][b]] * 2^b < threshold); then s = x mod 2^n_ff "
+            "(flip-flop k < n_in takes u[k], flip-flop k >= n_in takes flip-flop k - n_in: "
+            "newest input in the lowest bits)",
+            "tap_vector": tap_vector_parts(spec, "in.payload.u"),
+            "state": {"width": spec.n_ff, "next_from_tap_vector_lsb": 0, "zero_on": ["first"]},
+            "network": {"matrix": "taps", "over": "gf2"},
+            "compare": {
+                "rows": "comparator_rows",
+                "weights": "lsb_first",
+                "op": "less_than",
+                "threshold": "threshold",
+                "output": "out.payload.mask",
+            },
+            "copies": {"out.payload.first": "in.payload.first"},
+        },
+    }

@@ -23,10 +23,14 @@ returns exactly the golden inputs, bit for bit, for every segment.
 * Survivors: per step one word of 2^n_ff·n_in bits, bits S'·n_in … S'·n_in + n_in − 1 =
   the chosen h of next state S', in two banks (ping-pong; segments alternate between
   them in the order they end) of ``max_segment`` words each (address = step index in
-  the segment), each with a synchronous read port transparent to its write port.
+  the segment), each read through a register that takes the written word when the
+  bank is written (a read of the address being written sees the new word): a
+  synchronous read port transparent to its write port, written out as an asynchronous
+  read and a register so that every Verilog tool infers it the same way.
 * Traceback after the segment's last step, reading the segment's bank while the next
   segment's search writes the other one: from the lowest state whose normalised metric
-  is 0 (the best), one step per cycle from the last step back to the first: with next
+  is 0 (the best; taken in the traceback's first cycle, before the next segment's first
+  step can change the metrics), one step per cycle from the last step back to the first: with next
   state S' and its h, x = S' + h·2^n_ff, the step's input bits are x mod 2^n_in and the
   previous state x >> n_in. The input bits go into an output buffer bank (two banks of
   ``max_segment`` words of n_in bits, address = step index, the segment's bank parity)
@@ -72,11 +76,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from codesign.hw import protocol
 from codesign.hw.viterbi_decompressor import input_layout as vd_input_layout
+from codesign.hw.viterbi_decompressor import tap_vector_parts
 from codesign.models.specs import ViterbiSpec
 from codesign.models.viterbi_decompressor import keep_table, tap_width
 from codesign.models.viterbi_search import DEFAULT_SCORE_BITS, metric_bits
@@ -302,6 +308,14 @@ def _lowest_set(flags: list[Any]) -> tuple[Any, Any]:
     return items[0]
 
 
+def _select(items: list[Any], index: Any) -> Any:
+    """``items[index]`` for a power-of-two number of equally wide items: a balanced tree
+    of two-way multiplexers, bit k of ``index`` choosing at level k."""
+    for k in range(len(items).bit_length() - 1):
+        items = [Mux(index[k], items[j + 1], items[j]) for j in range(0, len(items), 2)]
+    return items[0]
+
+
 class ViterbiSearch(wiring.Component):
     """The Viterbi search of ``spec`` (``threshold`` set) on ``score_bits``-bit scores,
     segments of at most ``max_segment`` steps (see the module docstring for the datapath
@@ -403,9 +417,9 @@ class ViterbiSearch(wiring.Component):
         best, _ = _tournament([(v, None) for v in selected], m, width + 1)
         pm_next = []
         for s in range(states):
-            diff = Signal(signed(width + 1), name=f"norm_{s}")
+            diff = Signal(signed(width + 2), name=f"norm_{s}")  # the whole difference
             m.d.comb += diff.eq(selected[s] - best)
-            pm_next.append(Mux(diff < floor, floor, diff))
+            pm_next.append(Mux(diff < floor, Const(floor, signed(width)), diff[:width].as_signed()))
 
         # survivor memory banks: the search writes bank wbank, the traceback reads tbank
         words = []
@@ -413,16 +427,20 @@ class ViterbiSearch(wiring.Component):
             bank = memory.Memory(shape=states * n_in, depth=depth, init=[])
             m.submodules[f"survivors_{b}"] = bank
             sw = bank.write_port()
-            sr = bank.read_port(transparent_for=(sw,))
+            sr = bank.read_port(domain="comb")
             writing = accept & (wbank == b)
             m.d.comb += [
                 sw.addr.eq(step_addr),
                 sw.data.eq(Cat(*picks)),
                 sw.en.eq(writing),
                 sr.addr.eq(Mux(writing, step_addr, t - 1)),
-                sr.en.eq(writing | (advance & (tbank == b))),
             ]
-            words.append(sr.data)
+            # The read register, transparent to the write (a write reads its own address):
+            # the pattern every tool maps to a synchronous read-first-bypassed port.
+            read = Signal(states * n_in, name=f"survivor_word_{b}", reset_less=True)
+            with m.If(writing | (advance & (tbank == b))):
+                m.d.sync += read.eq(Mux(writing, sw.data, sr.data))
+            words.append(read)
         word = Signal(states * n_in)
         m.d.comb += word.eq(Mux(tbank, words[1], words[0]))
 
@@ -430,7 +448,7 @@ class ViterbiSearch(wiring.Component):
         _, end_state = _lowest_set([v == 0 for v in pm])
         current = Signal(n_ff)
         m.d.comb += current.eq(Mux(trace_first, end_state, tb_state))
-        x = Cat(current, word.word_select(current, n_in))
+        x = Cat(current, _select([word[s * n_in : (s + 1) * n_in] for s in range(states)], current))
         reads = []
         for b in range(2):
             buffer = memory.Memory(shape=n_in, depth=depth, init=[])
@@ -469,6 +487,10 @@ class ViterbiSearch(wiring.Component):
                         t.eq(waddr - 1),
                         seg_last.eq(waddr - 1),
                     ]
+        with m.Elif(trace_first):
+            # The first step waits (a one-step segment waiting for the output to drain):
+            # keep the end state, as the next segment's first step may change pm.
+            m.d.sync += [tb_state.eq(end_state), trace_first.eq(0)]
         with m.If(accept):
             m.d.sync += [pm[s].eq(pm_next[s]) for s in range(states)]
             m.d.sync += [waddr.eq(step_addr + 1), at_start.eq(closing)]
@@ -484,3 +506,87 @@ class ViterbiSearch(wiring.Component):
                         seg_last.eq(step_addr),
                     ]
         return m
+
+
+def describe(spec: ViterbiSpec, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The block's part of the sidecar's ``protocol`` (:func:`codesign.hw.protocol.build`),
+    in terms of the sidecar's matrix ``keep_table``."""
+    score_bits, depth = params["score_bits"], params["max_segment"]
+    width = metric_bits(spec, score_bits)
+    top = (1 << (score_bits - 1)) - 1
+    return {
+        "streams": {
+            "in": protocol.stream(
+                "input",
+                "one trellis step per beat: the scores of the n_out weights the step's mask "
+                "bits cover, and the segment flags",
+                "in.ready is a register output: high unless an ended segment waits for the "
+                "traceback (independent of out.ready within the cycle)",
+                {
+                    "scores": protocol.field(
+                        "element j = score of weight t*n_out + j (the one mask bit j covers), "
+                        "within range (the most negative code is not used: the metric "
+                        "width is sized for |score| <= 2^(score_bits-1) - 1)",
+                        "array",
+                        element_width=score_bits,
+                        elements=spec.n_out,
+                        element_encoding="signed",
+                        range=[-top, top],
+                    ),
+                    "first": protocol.field(
+                        "1: this step starts a new segment (an unfinished segment before it "
+                        "is dropped, no output)",
+                        "flag",
+                    ),
+                    "last": protocol.field(
+                        f"1: this step ends the segment (a segment also ends at its "
+                        f"max_segment = {depth}-th step)",
+                        "flag",
+                    ),
+                },
+                "steps in time order; the step after a segment's end starts a new segment "
+                "whatever its first flag",
+            ),
+            "out": protocol.stream(
+                "output",
+                "the chosen VD input bits, one beat per step of every completed segment, in "
+                "time order; the input stream of the viterbi_decompressor block",
+                "driven by the sink; a low ready holds the beat, and one segment later the input",
+                {
+                    "u": protocol.field("u_t: bit i = VD input line i of step t", "bits"),
+                    "first": protocol.field("1 on the first step of a segment", "flag"),
+                },
+                "the L beats of a segment after its L steps are in, segments in order",
+            ),
+        },
+        "latency": {
+            "cycles": latency(spec.segment),
+            "from": "handshake of a segment's last step",
+            "to": "handshake of its first output",
+            "rule": "L + 1 cycles for a segment of L steps at full rate with the previous "
+            "segment's output drained (L = the spec's segment length here)",
+        },
+        "cycles": {
+            "rule": "one step per cycle; segments of equal length back to back keep "
+            "in.ready high and out busy without bubbles (the traceback of a segment overlaps "
+            "the search of the next); a segment shorter than the traceback before it waits",
+            "cycles_per_item": 1,
+            "item": "step",
+        },
+        "after_reset": "out is empty and the next step starts a new segment; memories keep "
+        "their contents, which are never read before being rewritten",
+        "function": {
+            "kind": "viterbi_search",
+            "rule": "per step, for every tap vector x = u + 2^n_in * s: candidate = pm[s] + "
+            "(sum of the step's scores at the set bits of keep_table[x]); next state s' = x "
+            "mod 2^n_ff takes its best candidate (ties: lowest x); pm'[s'] = max(best(s') - "
+            "max over states of best, floor); a segment starts from pm = 0 for state 0 and "
+            "floor for the others; after its last step the traceback starts from the lowest "
+            "state whose metric is 0 and emits u = x mod 2^n_in of every step's choice",
+            "tap_vector": tap_vector_parts(spec, "u"),
+            "keep_table": "keep_table",
+            "metric": {"bits": width, "floor": -(1 << (width - 1)), "start_state": 0},
+            "ties": "lowest tap vector",
+            "max_segment": depth,
+        },
+    }

@@ -67,10 +67,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from codesign.hw import protocol
 from codesign.models.format import ceil_log2
 from codesign.models.specs import XorSpec
 from codesign.models.xor import xor_matrix
@@ -259,7 +260,7 @@ class XorDecoder(wiring.Component):
                 m.d.comb += y[row].eq(Cat(*(v[int(col)] for col in cols)).xor())
 
         flip = Signal(spec.n_out)
-        m.d.comb += flip.eq(Mux(hit, (Const(1, spec.n_out) << r_bit)[: spec.n_out], 0))
+        m.d.comb += flip.eq(Cat(*(hit & (r_bit == b) for b in range(spec.n_out))))
         with m.If(active):
             m.d.sync += [o.p.bits.eq(Mux(accept, y, o.p.bits) ^ flip), busy.eq(~done)]
         with m.If(accept):
@@ -274,3 +275,117 @@ class XorDecoder(wiring.Component):
 def matrices(spec: XorSpec, params: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """The sidecar's derived matrix: ``M`` = ``xor_matrix(spec)`` (n_out × n_s·n_in)."""
     return {"M": xor_matrix(spec)}
+
+
+def describe(spec: XorSpec, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The block's part of the sidecar's ``protocol`` (:func:`codesign.hw.protocol.build`),
+    in terms of the sidecar's matrix ``M``."""
+    block_bits = params["block_bits"]
+    history = [
+        {"source": "in.payload.x", "width": spec.n_in, "age": age} for age in range(spec.n_s)
+    ]
+    return {
+        "streams": {
+            "in": protocol.stream(
+                "input",
+                "one block input per beat: the n_in stored bits x_t of a block and its flags",
+                "in.ready = ~busy & (~out.valid | out.ready), busy = the output register "
+                "holds a block that still takes patches",
+                {
+                    "x": protocol.field("x_t: bit k is input line k of the network", "bits"),
+                    "first": protocol.field(
+                        "1 on the first block of a segment: the older inputs x_t-1 .. "
+                        "read as zero for this block",
+                        "flag",
+                    ),
+                    "plane": protocol.field(
+                        "1 on the first block of a bit-plane: its block index is 0 and the "
+                        "plane's patch count is read; implies first",
+                        "flag",
+                    ),
+                },
+                "blocks of a plane in order (block index = beats since the one flagged "
+                f"plane, at most 2^block_bits = {1 << block_bits} blocks per plane), planes "
+                "one after another",
+            ),
+            "count": protocol.stream(
+                "input",
+                "the patch count of a plane, one beat per plane",
+                "count.ready is high while the current plane's count is wanted: "
+                "combinationally in the cycle its first block is accepted (count.ready "
+                "follows in.valid), then until a count arrives",
+                {"count": protocol.field("patches of the plane", "unsigned")},
+                "one count per plane, in plane order, taken with or after the plane's first block",
+            ),
+            "patch": protocol.stream(
+                "input",
+                "one patch per beat: a bit to flip in one block of the current plane",
+                "patch.ready is high while the patch register is free or being consumed "
+                "and the plane has patches left (its count not used up)",
+                {
+                    "block": protocol.field(
+                        "index of the patched block within its plane (0 = the block flagged plane)",
+                        "unsigned",
+                    ),
+                    "bit": protocol.field(
+                        "bit of out.payload.bits to flip, 0 .. n_out-1", "unsigned"
+                    ),
+                },
+                "count patches per plane, sorted by block then bit; a block may have "
+                "several; every patch names a block of its own plane (a patch left over "
+                "when the next plane starts is dropped)",
+            ),
+            "out": protocol.stream(
+                "output",
+                "one decoded block per accepted input, patches applied",
+                "driven by the sink; a low ready holds the block and stalls the input",
+                {
+                    "bits": protocol.field(
+                        "bit i = (M . v)[i] xor (1 for every patch of this block naming bit "
+                        "i): position t*n_out + i of the plane",
+                        "bits",
+                    ),
+                    "plane": protocol.field("1 on the first block of a plane", "flag"),
+                },
+                "exactly one beat per accepted input, in input order",
+            ),
+        },
+        "latency": {
+            "cycles": LATENCY,
+            "from": "in handshake",
+            "to": "out.valid",
+            "rule": "a block that needs no further patch cycle is on out from the edge that "
+            "accepted it; each extra cycle of the cycle rule adds one",
+        },
+        "cycles": {
+            "rule": "with every stream ready, a block with k patches takes max(1, k) cycles, "
+            "plus one when it is the first block of its plane and k >= 1 (the plane's first "
+            "patch is fetched in that block's first cycle); one patch is applied per cycle",
+            "cycles_per_item": 1,
+            "item": "block",
+            "cycles_per_patch": 1,
+            "extra_cycles_plane_start_with_patches": 1,
+        },
+        "after_reset": "out is empty and the next accepted block starts a plane, as if "
+        "flagged plane; a count or patch of the interrupted plane not yet taken must not "
+        "be sent",
+        "function": {
+            "kind": "xor_decoder",
+            "rule": "v = [x_t; x_t-1; ...; x_t-n_s+1] (v[j*n_in + k] = bit k of x_t-j, the "
+            "older inputs zero at a block flagged first or plane and after reset); bits = "
+            "M . v over GF(2), then every patch of the block flips its bit",
+            "tap_vector": history,
+            "history": {"blocks": spec.n_s - 1, "zero_on": ["first", "plane"]},
+            "network": {"matrix": "M", "over": "gf2", "output": "out.payload.bits"},
+            "patches": {
+                "count_stream": "count",
+                "patch_stream": "patch",
+                "counts_per": "plane",
+                "sorted_by": ["block", "bit"],
+                "block_index": "from 0 at the block flagged plane",
+                "effect": "flip",
+                "max_blocks_per_plane": 1 << block_bits,
+            },
+            "plane_start": "a block flagged plane, or the first block accepted after reset",
+        },
+    }

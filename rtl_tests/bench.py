@@ -39,6 +39,7 @@ from rtl_tests.streams import (
     StreamPort,
     load_sidecar,
     reset,
+    settle,
     start_clock,
 )
 
@@ -65,22 +66,29 @@ class BenchBase:
         self.ports = {name: StreamPort(dut, ports, name) for name in (*self.sources, "out")}
         self.rng = random.Random(int(os.environ.get("RTL_SEED", "0")))
         self._clocked = False
+        self._drivers: dict[str, StreamDriver] = {}
+        self._monitor: StreamMonitor | None = None
 
     async def start_streams(
         self, valid_stall: float = 0.0, ready_stall: float = 0.0
     ) -> tuple[dict[str, StreamDriver], StreamMonitor]:
-        """Clock (once), reset, a driver per input stream and a started monitor."""
+        """Clock (once), reset, a driver per input stream and a started monitor (those
+        of an earlier call stopped)."""
         if not self._clocked:
             start_clock(self.clk)
             self._clocked = True
-        drivers = {
+        for driver in self._drivers.values():
+            driver.stop()
+        if self._monitor is not None:
+            self._monitor.stop()
+        self._drivers = {
             name: StreamDriver(self.ports[name], self.clk, self.rng, valid_stall)
             for name in self.sources
         }
-        monitor = StreamMonitor(self.ports["out"], self.clk, self.rng, ready_stall)
+        self._monitor = StreamMonitor(self.ports["out"], self.clk, self.rst, self.rng, ready_stall)
         await reset(self.clk, self.rst)
-        monitor.start()
-        return drivers, monitor
+        self._monitor.start()
+        return self._drivers, self._monitor
 
     async def send_items(self, drivers: dict[str, StreamDriver], items: dict[str, Items]) -> None:
         """Send ``items`` (stream -> payloads): one stream directly, several at once."""
@@ -182,6 +190,7 @@ async def run_random_stalls(
                 "ready_stall": ready_stall,
                 count_key: stim.count,
                 "cycles": monitor.cycles[-1] - drivers[first].accepted[0] + 1,
+                "held_cycles_checked": monitor.held,
             }
         )
         monitor.stop()
@@ -308,5 +317,5 @@ async def interrupt_and_reset(
         driver.abort()
     await task
     await reset(bench.clk, bench.rst, cycles=bench.rng.randrange(1, 4))
-    await RisingEdge(bench.clk)
+    await settle(bench.clk)
     assert not bench.ports["out"].valid.value, "output valid right after reset"

@@ -1,4 +1,4 @@
-"""cocotb testbench of the generated LBI binary index decoder (``lbi.v``).
+"""cocotb testbench of the generated LBI binary index decoder (``lbi_decoder.v``).
 
 Run by :mod:`rtl_tests.test_binary_index_decoder` through :mod:`rtl_tests.runner`; the
 environment gives ``RTL_SIDECAR`` (spec, latency, port map), ``RTL_MEASURE`` (where the

@@ -1,4 +1,4 @@
-"""cocotb testbench of the generated relative-index decoder (``relative.v``).
+"""cocotb testbench of the generated relative-index decoder (``relative_decoder.v``).
 
 Run by :mod:`rtl_tests.test_relative` through :mod:`rtl_tests.runner`; the environment
 gives ``RTL_SIDECAR`` (the JSON sidecar: spec, parameters, latency, port map),

@@ -1,4 +1,4 @@
-"""cocotb testbench of the generated Viterbi decompressor (``viterbi.v``).
+"""cocotb testbench of the generated Viterbi decompressor (``viterbi_decompressor.v``).
 
 Run by :mod:`rtl_tests.test_viterbi_decompressor` through :mod:`rtl_tests.runner`; the
 environment gives ``RTL_SIDECAR`` (the JSON sidecar: spec, latency, port map, taps),

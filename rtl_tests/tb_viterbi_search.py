@@ -47,6 +47,8 @@ from rtl_tests.streams import StreamDriver, StreamMonitor
 STALLS = ((0.3, 0.3), (0.1, 0.7), (0.6, 0.05))
 #: Mid-stream resets in the reset test.
 RESETS = 4
+#: Segment lengths (steps) of the short_segments test.
+SHORT_SEGMENTS = (2, 1, 3, 1, 1, 2, 1, 4, 1)
 
 
 class Case:
@@ -282,3 +284,28 @@ async def segment_flags(dut: Any) -> None:
         check_all(bench, [case], monitor.items, f"restart by first {k}")
         monitor.clear()
     bench.record("segment_flags", {"bits_compared": bench.scoreboard.bits})
+
+
+@cocotb.test()
+async def short_segments(dut: Any) -> None:
+    """Short segments back to back (:data:`SHORT_SEGMENTS` steps, random scores): a
+    one-step segment right after a longer one is traced back while the output still
+    drains, its first traceback step waiting as the next segment starts. Full rate, then
+    ready stalls: every output exact."""
+    bench = Bench(dut)
+    top = (1 << (bench.score_bits - 1)) - 1
+    total = sum(SHORT_SEGMENTS) * bench.spec.n_out
+    scores = np.array([bench.rng.randint(-top, top) for _ in range(total)])
+    cases, at = [], 0
+    for k, steps in enumerate(SHORT_SEGMENTS):
+        size = steps * bench.spec.n_out
+        spec = dataclasses.replace(bench.spec, segment=steps)
+        cases.append(Case(f"short-{k}", scores[at : at + size], spec, bench.score_bits))
+        at += size
+    inputs, expected, _ = _concat(cases)
+    for ready_stall in (0.0, 0.5):
+        driver, monitor = await bench.start(0.0, ready_stall)
+        await driver.send(inputs)
+        await monitor.wait_for(len(expected), 40 * len(expected))
+        check_all(bench, cases, monitor.items, f"short segments, ready stall {ready_stall}")
+    bench.record("short_segments", {"segments": len(cases), **bench.compared()})

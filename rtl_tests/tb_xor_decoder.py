@@ -1,4 +1,4 @@
-"""cocotb testbench of the generated XOR-gate decoder (``xor.v``).
+"""cocotb testbench of the generated XOR-gate decoder (``xor_decoder.v``).
 
 Run by :mod:`rtl_tests.test_xor_decoder` through :mod:`rtl_tests.runner`; the environment
 gives ``RTL_SIDECAR`` (spec, parameters, latency, port map), ``RTL_MEASURE`` (where the
@@ -21,7 +21,6 @@ from typing import Any
 import cocotb
 import numpy as np
 
-from codesign.hw.xor_decoder import LATENCY, block_cycles
 from codesign.models.specs import XorSpec
 from codesign.sim.decoders import stream_cycles, xor_cycles
 from rtl_tests.bench import (
@@ -34,6 +33,7 @@ from rtl_tests.bench import (
     sim_checked,
 )
 from rtl_tests.streams import StreamDriver
+from rtl_tests.xor_timing import block_cycles
 
 #: Stall probabilities of the stalled runs: (valid low on in/count/patch, out.ready low).
 STALLS = ((0.3, 0.3), (0.1, 0.7))
@@ -69,17 +69,17 @@ class Case:
         self.patches = [{"block": int(b), "bit": int(i)} for b, i in zip(block, bit, strict=True)]
         flips = np.zeros((planes * blocks, n_out), dtype=np.uint8)
         flips[plane * blocks + block, bit] = 1
-        per_block = np.zeros(planes * blocks, dtype=np.int64)
-        np.add.at(per_block, plane * blocks + block, 1)
         self.raw = _words(z[f"{name}/raw"].reshape(-1, n_out))
         self.flips = _words(flips)
         self.target = _words(z[f"{name}/target"].reshape(-1, n_out))
         care = np.broadcast_to(z[f"{name}/care"].reshape(blocks, n_out), (planes, blocks, n_out))
         self.care = _words(care.reshape(-1, n_out))
         self.plane_flags = [item["plane"] for item in self.inputs]
-        self.cycles = [
-            block_cycles(int(k), n % blocks == 0) for n, k in enumerate(per_block.tolist())
-        ]
+        named, at = [], 0
+        for count in self.counts:
+            named.append([p["block"] for p in self.patches[at : at + count["count"]]])
+            at += count["count"]
+        self.cycles = block_cycles([blocks] * planes, named)
         shape = tuple(int(s) for s in z[f"{name}/shape"])
         self.sim_rows = xor_cycles(plane, block, planes, n_out, shape)
 
@@ -146,6 +146,7 @@ class Bench(BenchBase):
     def __init__(self, dut: Any) -> None:
         super().__init__(dut, SOURCES)
         self.spec = XorSpec.from_dict(self.sidecar["spec"])
+        self.latency: int = self.sidecar["latency"]
         self.checker = Checker(self.spec.n_out)
         with np.load(os.environ["RTL_STIMULI"]) as z:
             self.cases = [Case(str(name), z, self.spec) for name in z["names"]]
@@ -191,7 +192,7 @@ async def full_rate(dut: Any) -> None:
     per_case, start = {}, 0
     for case in cases:
         n = len(case.inputs)
-        span = out[start + n - 1] - accepted[start] + 1 - LATENCY
+        span = out[start + n - 1] - accepted[start] + 1 - bench.latency
         per_case[case.name] = {
             "blocks": n,
             "planes": len(case.counts),
@@ -208,7 +209,7 @@ async def full_rate(dut: Any) -> None:
             "blocks": n,
             "cycles": cycles,
             **sim_checked(cycles, stream_cycles("xor", [c.sim_rows for c in cases])),
-            "cycles_per_output": (out[-1] - accepted[0] + 1 - LATENCY) / n,
+            "cycles_per_output": (out[-1] - accepted[0] + 1 - bench.latency) / n,
             "latency": min(latencies),
             "cases": per_case,
             **bench.checker.figures(),
@@ -219,7 +220,7 @@ async def full_rate(dut: Any) -> None:
 @cocotb.test()
 async def random_stalls(dut: Any) -> None:
     """Random valid stalls on the three input streams and ready stalls on ``out``:
-    nothing lost, duplicated or reordered, no output sooner than LATENCY cycles after its
+    nothing lost, duplicated or reordered, no output sooner than the latency after its
     input."""
     bench = Bench(dut)
     blocks = sum(len(c.inputs) for c in bench.cases)
@@ -230,7 +231,7 @@ async def random_stalls(dut: Any) -> None:
         bench.checker.check,
         "blocks",
         timeout_per_item=40,
-        latency=LATENCY,
+        latency=bench.latency,
     )
 
 

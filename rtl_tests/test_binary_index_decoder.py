@@ -134,6 +134,7 @@ def test_binary_index_decoder_rtl(
         COCOTB_TESTS,
         stimuli,
         seed=spec.rank * 100 + spec.tile_cols,
+        strip_init=name != next(iter(PARAM_SETS)),  # the first set as shipped
     ) as (run, full):
         rows = tile_rows_of(spec, stimuli)
         assert full["latency"] == run.sidecar["latency"] == 1

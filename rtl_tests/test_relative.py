@@ -66,6 +66,7 @@ def test_relative_rtl(name: str, tmp_path: Path, digits_pruned: list[np.ndarray]
         COCOTB_TESTS,
         stimuli,
         seed=spec.r,
+        strip_init=name != next(iter(PARAM_SETS)),  # the first set as shipped
         **params,
     ) as (run, full):
         assert full["cycles_per_output"] == 1.0

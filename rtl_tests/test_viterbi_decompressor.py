@@ -82,6 +82,7 @@ def test_viterbi_rtl(name: str, tmp_path: Path) -> None:
         COCOTB_TESTS,
         stimuli,
         seed=spec.n_out,
+        strip_init=name != next(iter(PARAM_SETS)),  # the first set as shipped
     ) as (run, full):
         assert full["cycles_per_output"] == 1.0
         assert full["latency"] == run.sidecar["latency"] == 1

@@ -215,9 +215,9 @@ def test_verilog_and_synth(capsys, tmp_path):
         capsys, "verilog", "relative", "--spec", "r=4", "--spec", "n_cols=37", "-o", str(tmp_path)
     )
     assert code == 0
-    sidecar = json.loads((tmp_path / "relative.json").read_text())
+    sidecar = json.loads((tmp_path / "relative_decoder.json").read_text())
     assert sidecar["spec"] == {"format": "relative", "r": 4}
-    assert "module relative" in (tmp_path / "relative.v").read_text()
+    assert "module relative_decoder(" in (tmp_path / "relative_decoder.v").read_text()
     code, out, _ = run(capsys, "synth", "relative", "--json", str(tmp_path / "s.json"))
     assert code == 0 and "depth" in out
     stats = json.loads((tmp_path / "s.json").read_text())

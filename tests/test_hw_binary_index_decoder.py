@@ -83,7 +83,7 @@ def test_sidecar(tmp_path, spec):
         assert ports[f"{stream}.ready"]["dir"] == "output"
     assert ports["out.valid"]["dir"] == ports["out.payload"]["dir"] == "output"
     assert ports["out.ready"]["dir"] == "input"
-    assert "module lbi(" in v_path.read_text()
+    assert "module lbi_decoder(" in v_path.read_text()
 
 
 @pytest.mark.parametrize(

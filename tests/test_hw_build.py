@@ -101,13 +101,13 @@ def test_unknown_block_names_the_known_ones():
 def test_sidecar_and_port_map(tmp_path, r, params):
     spec = RelativeSpec(r=r)
     v_path, json_path = write("relative", spec, tmp_path / "out", **params)
-    assert (v_path.name, json_path.name) == ("relative.v", "relative.json")
+    assert (v_path.name, json_path.name) == ("relative_decoder.v", "relative_decoder.json")
     text = v_path.read_text()
     sidecar = json.loads(json_path.read_text())
-    assert re.search(r"^module relative\(", text, re.MULTILINE)
+    assert re.search(r"^module relative_decoder\(", text, re.MULTILINE)
 
     full = {"n_cols": 64, "value_bits": 8, "row_bits": 16, **params}
-    assert sidecar["block"] == sidecar["top"] == "relative"
+    assert (sidecar["block"], sidecar["top"]) == ("relative", "relative_decoder")
     assert sidecar["spec"] == {"format": "relative", "r": r}
     assert sidecar["params"] == full
     assert sidecar["matrices"] == {}

@@ -71,7 +71,8 @@ def test_registry_entry():
 def test_sidecar(tmp_path, spec):
     v_path, json_path = write("viterbi", spec, tmp_path)
     sidecar = json.loads(json_path.read_text())
-    assert (v_path.name, sidecar["top"], sidecar["latency"]) == ("viterbi.v", "viterbi", 1)
+    assert v_path.name == "viterbi_decompressor.v"
+    assert (sidecar["top"], sidecar["latency"]) == ("viterbi_decompressor", 1)
     assert sidecar["spec"] == spec.to_dict()
     assert sidecar["params"] == {}
     matrices = sidecar["matrices"]

@@ -62,8 +62,9 @@ def test_sidecar(tmp_path, spec):
         assert ports[f"{stream}.ready"]["dir"] == "output"
     assert ports["out.valid"]["dir"] == ports["out.payload"]["dir"] == "output"
     assert ports["out.ready"]["dir"] == "input"
-    # "xor" is a Verilog keyword: the top module is the escaped identifier \xor
-    assert "module \\xor (" in v_path.read_text()
+    # "xor" is a Verilog keyword: the top module is xor_decoder, a plain identifier
+    assert v_path.name == "xor_decoder.v" and sidecar["top"] == "xor_decoder"
+    assert "module xor_decoder(" in v_path.read_text()
 
 
 def test_widths():

@@ -26,14 +26,14 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def test_verilog_checks_both_outputs_before_writing_either(capsys, tmp_path):
-    (tmp_path / "relative.json").mkdir()
+    (tmp_path / "relative_decoder.json").mkdir()
     code, out, err = run(capsys, "verilog", "relative", "-o", str(tmp_path))
     assert code == 2 and out == ""
     assert err == (
-        f"codesign: error: cannot write {tmp_path}/relative.json: it is a directory; "
+        f"codesign: error: cannot write {tmp_path}/relative_decoder.json: it is a directory; "
         f"give a file name\n"
     )
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["relative.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["relative_decoder.json"]
 
 
 @pytest.mark.skipif(not LINUX, reason="Linux /proc")

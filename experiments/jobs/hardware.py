@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 from codesign.hw.blocks import Block, get_block
@@ -35,3 +36,28 @@ def block_spec(block_name: str, items: list[str] | None) -> tuple[Block, Spec, d
                 f"{', '.join(sorted(block.defaults)) or '(none)'}"
             )
     return block, parse_spec(block.spec_type.format_name, spec_items), params
+
+
+def fpga_report(
+    block_name: str, spec: Spec, params: dict[str, Any], target: str
+) -> tuple[str, dict[str, Any]]:
+    """``codesign synth BLOCK --target T``: place and route the block
+    (:func:`codesign.hw.fpga.place_and_route`); the printed table and the JSON
+    document."""
+    from codesign.experiments.jobs.tables import render
+    from codesign.hw.fpga import place_and_route
+
+    stats = place_and_route(block_name, target, spec, **params)
+    rows = [
+        ["LUTs", stats.luts],
+        ["flip-flops", stats.ffs],
+        ["RAM cells", stats.memories],
+        ["Fmax (MHz)", stats.fmax_mhz],
+        *([f"{bel} used", f"{n} of {total}"] for bel, (n, total) in stats.utilization.items()),
+    ]
+    text = (
+        f"block {block_name}  spec {spec.to_json()}  params {json.dumps(params)}\n"
+        f"target {stats.device} (yosys {stats.target} synthesis, nextpnr place and route)\n"
+        + render(["figure", "value"], rows)
+    )
+    return text, stats.to_dict()

@@ -107,6 +107,9 @@ COLUMNS: dict[str, Column] = {
     "dff": Column("flip-flops", "flip-flops"),
     "logic_cells": Column("logic cells", "gates"),
     "depth": Column("logic depth", "gate levels"),
+    "luts": Column("FPGA LUTs", "4-input LUTs"),
+    "ffs": Column("FPGA flip-flops", "flip-flops"),
+    "fmax_mhz": Column("Fmax", "MHz"),
     # simulate
     "cycles": Column("cycles", "cycles"),
     "time_us": Column("time", "µs"),

@@ -345,18 +345,27 @@ def run_synth(point: Point) -> Metrics:
     """Generic gate-level synthesis (:func:`codesign.hw.synth.synthesize`) of the point's block
     (``arch.block``, default: the block named like the format) elaborated from its
     spec and the block parameters among its ``arch`` keys: total cells, flip-flops,
-    logic cells (the others) and logic depth."""
+    logic cells (the others) and logic depth; with ``arch.target`` (``ice40``/``ecp5``)
+    also LUTs, FPGA flip-flops and Fmax after place and route
+    (:func:`codesign.hw.fpga.place_and_route`)."""
     from codesign.hw.synth import synthesize
 
     block = _block_of(point)
-    stats = synthesize(block.name, point_spec(point), **_block_params(point, block))
+    params = _block_params(point, block)
+    stats = synthesize(block.name, point_spec(point), **params)
     dff = stats.cells.get("DFF", 0)
-    return {
+    metrics = {
         "cells": stats.total,
         "dff": dff,
         "logic_cells": stats.total - dff,
         "depth": stats.depth,
     }
+    if point["arch"].get("target"):
+        from codesign.hw.fpga import place_and_route
+
+        fpga = place_and_route(block.name, point["arch"]["target"], point_spec(point), **params)
+        metrics.update(luts=fpga.luts, ffs=fpga.ffs, fmax_mhz=fpga.fmax_mhz)
+    return metrics
 
 
 def check_synth(point: Point) -> None:
@@ -371,10 +380,14 @@ def check_synth(point: Point) -> None:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"arch.{key} (block {block.name} parameter) must be an integer")
     block.resolve(point_spec(point), params)
+    if "target" in point["arch"]:
+        from codesign.hw.fpga import get_target
+
+        get_target(point["arch"]["target"])
 
 
 def synth_arch_keys(point: Point) -> Collection[str]:
-    return {"block", *_block_of(point).defaults}
+    return {"block", "target", *_block_of(point).defaults}
 
 
 register(
