@@ -56,12 +56,12 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 
+from codesign.config_files import Validator, check_finite, integer_hint, load_yaml
 from codesign.models.examples import EXAMPLES
 from codesign.models.registry import FORMATS
 from codesign.models.specs import SpecError, spec_class
-from codesign.sim.arch import Arch, ConfigError
+from codesign.sim.arch import NESTED_KEYS, Arch, ConfigError
 
 _POS_INT = {"type": "integer", "minimum": 1}
 _DIMS = {
@@ -176,13 +176,7 @@ SCHEMA: dict[str, Any] = {
     },
 }
 
-_ARCH_KEYS = {
-    ("dram", "bytes_per_cycle"): "dram_bytes_per_cycle",
-    ("dram", "latency_cycles"): "dram_latency_cycles",
-    ("buffer", "bytes"): "buffer_bytes",
-    ("buffer", "banks"): "buffer_banks",
-    ("buffer", "bank_bytes_per_cycle"): "bank_bytes_per_cycle",
-}
+_ARCH_KEYS = {key: field for field, key in NESTED_KEYS.items()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -254,13 +248,15 @@ def _explain(error: jsonschema.ValidationError) -> str:
     if error.validator == "enum":
         return f"{where} = {error.instance!r}; allowed: {', '.join(map(str, schema['enum']))}"
     if error.validator == "type":
-        return f"{where} = {error.instance!r}; expected {schema['type']}"
+        hint = integer_hint(error.instance)
+        return f"{where} = {error.instance!r}; expected {schema['type']}{hint}"
     return f"{where}: {error.message}"
 
 
 def parse_config(doc: Any) -> SimConfig:
     """Validate a loaded YAML document and build the :class:`SimConfig`."""
-    validator = jsonschema.Draft202012Validator(SCHEMA)
+    check_finite(doc, ConfigError)
+    validator = Validator(SCHEMA)
     errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError("; ".join(_explain(e) for e in errors[:3]))
@@ -310,10 +306,11 @@ def _check_spec(where: str, fmt: str, spec: dict[str, Any]) -> None:
 
 
 def load_config(path: str | Path) -> SimConfig:
-    """Read and validate a YAML configuration file."""
-    path = Path(path)
+    """Read (:func:`codesign.config_files.load_yaml`) and validate a YAML configuration
+    file; errors name the file."""
     try:
-        doc = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read config {path}: {exc}") from None
-    return parse_config(doc)
+        return parse_config(load_yaml(path, ConfigError))
+    except ConfigError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise ConfigError(f"{path}: {exc}") from None

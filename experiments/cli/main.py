@@ -17,6 +17,7 @@ from codesign.experiments.jobs.compress import (
 from codesign.experiments.jobs.tables import extras_table, render
 from codesign.experiments.sweeps.stopping import Stopped, stop_on_signals
 from codesign.files import check_output, write_json
+from codesign.limits import set_memory_limit
 from codesign.models.registry import FORMATS, get_format
 from codesign.models.specs import parse_spec
 
@@ -93,22 +94,31 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def _cmd_verilog(args: argparse.Namespace) -> int:
-    from codesign.experiments.jobs.hardware import block_spec
+    from codesign.experiments.jobs.hardware import block_spec, check_block
     from codesign.hw.build import write
 
     block, spec, params = block_spec(args.block, args.spec)
+    check_block(block, *block.resolve(spec, params), synth=False)
     v_path, json_path = write(block.name, spec, args.out, **params)
     print(f"wrote {v_path} and {json_path}")
     return 0
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from codesign.experiments.jobs.hardware import block_spec
+    from codesign.experiments.jobs.hardware import block_spec, check_block
     from codesign.hw.synth import synthesize
 
     block, spec, params = block_spec(args.block, args.spec)
-    stats = synthesize(block.name, spec, **params)
+    spec, full = block.resolve(spec, params)
+    warning = check_block(block, spec, full, synth=True).warning(block.name)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+    stats = synthesize(block.name, spec, progress=_progress, **params)
     rows = [[cell, count] for cell, count in sorted(stats.cells.items())]
     rows += [["total", stats.total], ["depth (levels)", stats.depth]]
     print(f"block {block.name}  spec {spec.to_json()}  params {json.dumps(params)}")
@@ -253,15 +263,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the end-to-end tour on the digits MLP")
     p.add_argument("--out", default="results/demo", help="output directory")
     p.set_defaults(func=_cmd_demo)
+    for p in (parser, *sub.choices.values()):
+        p.add_argument(
+            "--max-memory",
+            metavar="SIZE",
+            default=argparse.SUPPRESS,
+            help="refuse work estimated to need more memory than SIZE (e.g. 4G, 512M, 50%%; "
+            "default: 75%% of this machine's memory)",
+        )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: bad input, and an output that cannot be written (checked before the
+    """Entry point: bad input, work that would need more memory than ``--max-memory``
+    (:mod:`codesign.limits`), and an output that cannot be written (checked before the
     work for ``--json``), print one line on stderr and exit with code 2; SIGINT and
     SIGTERM stop the command with one line and code 130 or 143."""
     args = build_parser().parse_args(argv)
     try:
+        if hasattr(args, "max_memory"):
+            set_memory_limit(args.max_memory)
         with stop_on_signals():
             if getattr(args, "json", None):
                 check_output(args.json)

@@ -34,8 +34,9 @@ from typing import Any
 import numpy as np
 
 from codesign.experiments.jobs.tables import STORAGE_HEADER, render, skipped_lines, storage_row
+from codesign.models.errors import PrecisionError
 from codesign.models.examples import EXAMPLES, example_path
-from codesign.models.format import Format
+from codesign.models.format import Format, check_layer
 from codesign.models.overrides import resolve, unused_patterns
 from codesign.models.registry import get_format
 from codesign.models.report import LayerReport, report_layer, total_report
@@ -46,7 +47,7 @@ from codesign.models.workloads import (
     check_weights,
     load_digits_mlp,
     parse_shape,
-    quantize_symmetric,
+    quantize_kept,
     synthetic,
 )
 
@@ -128,11 +129,26 @@ def load_workload(
     return _selected("digits MLP", [Layer(n, w) for n, w in pairs], layers)
 
 
-def prepare(layer: Layer, quantize: int | None) -> np.ndarray:
+def prepare(layer: Layer, quantize: int | None, sparsity: float | None = None) -> np.ndarray:
     """The checked matrix to compress, quantized to ``quantize``-bit integers if given
-    (symmetric, one scale per layer)."""
+    (symmetric, one scale per layer; refused when that zeroes weights the pruning to
+    ``sparsity`` keeps: :func:`~codesign.models.workloads.quantize_kept`)."""
     w = check_weights(layer.weights, layer.name)
-    return w if quantize is None else quantize_symmetric(w, quantize)[0]
+    return w if quantize is None else quantize_kept(w, quantize, sparsity)
+
+
+def report_plan(layer: Layer, plan: LayerPlan) -> LayerReport:
+    """The report of one layer stored by its plan, after the pre-flight
+    (:func:`~codesign.models.format.check_layer`: refused before any work when it would
+    need more memory than the limit); a value the layer's precision would lose is
+    refused naming the layer."""
+    fmt = get_format(plan.format)
+    check_layer(layer.name, layer.weights.shape, fmt, plan.spec, plan.quantize)
+    try:
+        weights = prepare(layer, plan.quantize, plan.sparsity)
+        return report_layer(layer.name, weights, fmt, plan.spec, plan.sparsity)
+    except PrecisionError as exc:
+        raise PrecisionError(f"layer {layer.name}: {exc}") from None
 
 
 def compress_layers(
@@ -146,9 +162,8 @@ def compress_layers(
     with the structure the format stores."""
     if sparsity is not None:
         check_sparsity(sparsity)
-    return [
-        report_layer(layer.name, prepare(layer, quantize), fmt, spec, sparsity) for layer in layers
-    ]
+    plan = LayerPlan(fmt.name, spec, sparsity, quantize)
+    return [report_plan(layer, plan) for layer in layers]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -284,16 +299,7 @@ def compare(
     ``base`` and ``overrides``) and report it; raises ``ValueError`` when the layers
     end at different value precisions."""
     plans = layer_plans([x.name for x in workload.layers], base, overrides)
-    reports = [
-        report_layer(
-            layer.name,
-            prepare(layer, plan.quantize),
-            get_format(plan.format),
-            plan.spec,
-            plan.sparsity,
-        )
-        for layer, plan in zip(workload.layers, plans, strict=True)
-    ]
+    reports = [report_plan(layer, plan) for layer, plan in zip(workload.layers, plans, strict=True)]
     precisions = {r.precision for r in reports}
     if len(precisions) > 1:
         pairs = zip(plans, reports, strict=True)

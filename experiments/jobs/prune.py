@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from codesign.models.format import check_layer
 from codesign.models.registry import get_format
 from codesign.models.report import report_encoded, total_report
 from codesign.models.specs import LowrankSpec, Spec, parse_spec
@@ -44,6 +45,8 @@ def prune_mlp(
     check_sparsity(sparsity)
     if finetune_epochs < 0:
         raise ValueError(f"--finetune-epochs must be >= 0, got {finetune_epochs}")
+    for name, w in zip(mlp.layer_names, mlp.weights, strict=True):
+        check_layer(name, w.shape, fmt, spec)
     references, masks, reports = [], [], []
     for name, w in zip(mlp.layer_names, mlp.weights, strict=True):
         reference, enc = fmt.compress(w, sparsity, spec)

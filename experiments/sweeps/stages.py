@@ -379,10 +379,13 @@ def run_synth(point: Point) -> Metrics:
     (``arch.block``, default: the block named like the format) elaborated from its
     spec and the block parameters among its ``arch`` keys: total cells, flip-flops,
     logic cells (the others) and logic depth."""
+    from codesign.experiments.jobs.hardware import check_block
     from codesign.hw.synth import synthesize
 
     block = _block_of(point)
-    stats = synthesize(block.name, point_spec(point), **_block_params(point, block))
+    spec, params = point_spec(point), _block_params(point, block)
+    check_block(block, *block.resolve(spec, params), synth=True)
+    stats = synthesize(block.name, spec, **params)
     dff = stats.cells.get("DFF", 0)
     return {
         "cells": stats.total,
