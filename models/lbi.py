@@ -154,7 +154,8 @@ class LbiFormat(Format):
         spec = LbiSpec() if spec is None else spec
         a, b = min(spec.tile_rows, shape[0]), min(spec.tile_cols, shape[1])
         per_thread = (1 << spec.rank) * UPDATE_CHUNK * 8 + 8 * min(a, b) ** 2 + 24 * a * b
-        threads = numba.get_num_threads()
+        tiles = -(-shape[0] // a) * -(-shape[1] // b)
+        threads = min(numba.get_num_threads(), tiles)
         return [
             *super().memory_needs(shape, spec),
             Need(

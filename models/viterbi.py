@@ -330,9 +330,10 @@ class ViterbiFormat(Format):
         spec = self._check_spec(spec)
         taps = 1 << (spec.n_in + spec.n_ff)
         states = 1 << spec.n_ff
-        cycles = min(spec.segment, matrix_cycles(spec, shape[0] * shape[1]))
+        total = matrix_cycles(spec, shape[0] * shape[1])
+        cycles = min(spec.segment, total)
         tables = 1 if spec.threshold is not None else spec.n_c + 2
-        threads = numba.get_num_threads()
+        threads = min(numba.get_num_threads(), -(-total // cycles))
         tap_lower = "n_in + n_ff (2^(n_in+n_ff) tap vectors) or n_out·n_c"
         return [
             *super().memory_needs(shape, spec),

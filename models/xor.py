@@ -324,11 +324,13 @@ class XorFormat(Format):
         if spec.mask_format in SEARCHED_MASKS:
             needs += _mask_format(spec).memory_needs(shape, mask_spec(spec, shape))[1:]
         if exact_search(spec):
-            blocks = min(spec.segment, _blocks(shape[0] * shape[1], spec.n_out))
+            total = _blocks(shape[0] * shape[1], spec.n_out)
+            blocks = min(spec.segment, total)
             states = 1 << ((spec.n_s - 1) * spec.n_in)
             words = -(-spec.n_out // 64)
             per_thread = traceback_bytes(spec.n_in, spec.n_s, blocks) + states * (8 * words + 16)
-            threads = numba.get_num_threads()
+            segments = spec.value_bits * -(-total // blocks)
+            threads = min(numba.get_num_threads(), segments)
             needs.append(
                 Need(
                     threads * per_thread,

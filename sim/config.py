@@ -47,6 +47,11 @@ kernel tensor brings its own), or neither (fully connected). A file's kernel ten
 (3-D or more) needs a ``conv`` geometry. A file's side tensors (biases, norms) are read
 once from DRAM at the entry's value precision (its ``quantize`` width, else 32 bits);
 its skipped tensors are listed. Errors name the key path and the allowed values.
+
+The file is read by :func:`codesign.config_files.load_yaml` (UTF-8, no Python tags,
+bounded nesting and alias expansion, no repeated key, one-line syntax errors naming the
+line and column) and checked with its one rule for numbers: an integer key takes an
+integer literal (``lanes: 16.0`` is refused) and no number is NaN or infinite.
 """
 
 from __future__ import annotations

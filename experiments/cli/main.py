@@ -18,6 +18,7 @@ from codesign.experiments.jobs.tables import extras_table, render
 from codesign.experiments.sweeps.stopping import Stopped, stop_on_signals
 from codesign.files import check_output, write_json
 from codesign.limits import set_memory_limit
+from codesign.models.format import check_layer
 from codesign.models.registry import FORMATS, get_format
 from codesign.models.specs import parse_spec
 
@@ -49,7 +50,13 @@ def _cmd_compress(args: argparse.Namespace) -> int:
     fmt = get_format(args.format)
     spec = parse_spec(args.format, args.spec)
     workload = load_workload(
-        args.weights, args.synthetic, args.model, args.distribution, args.seed, args.layers
+        args.weights,
+        args.synthetic,
+        args.model,
+        args.distribution,
+        args.seed,
+        args.layers,
+        check=lambda name, shape: check_layer(name, shape, fmt, spec, args.quantize),
     )
     set_workers(args.workers)
     result = compress(fmt.name, spec, workload, sparsity=args.sparsity, quantize=args.quantize)

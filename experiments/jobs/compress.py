@@ -27,7 +27,7 @@ block, lowrank's one rank, viterbi's and lbi's searches).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -107,9 +107,12 @@ def load_workload(
     distribution: str = "gaussian",
     seed: int = 0,
     layers: Sequence[str] | None = None,
+    check: Callable[[str, tuple[int, int]], object] | None = None,
 ) -> Workload:
     """The workload of exactly one source: a weights file, a synthetic MxN shape, or a
-    named model (:data:`MODELS`); ``layers``: name patterns selecting its tensors."""
+    named model (:data:`MODELS`); ``layers``: name patterns selecting its tensors;
+    ``check(name, shape)``: the pre-flight of the work to come, called with a synthetic
+    layer's name and shape before its weights are drawn (e.g. :func:`check_layer`)."""
     given = [x for x in (weights_file, synthetic_shape, model) if x is not None]
     if len(given) != 1:
         raise ValueError("give exactly one of --weights FILE, --synthetic MxN, --model NAME")
@@ -118,6 +121,8 @@ def load_workload(
     if synthetic_shape is not None:
         shape = parse_shape(synthetic_shape)
         name = f"{distribution}{shape[0]}x{shape[1]}"
+        if check is not None:
+            check(name, shape)
         label = f"synthetic {distribution} {shape[0]}x{shape[1]}, seed {seed}"
         return _selected(label, [Layer(name, synthetic(distribution, shape, seed))], layers)
     if model not in MODELS:

@@ -94,7 +94,7 @@ def work_cells(work: LayerWork, synth: bool) -> dict[str, int]:
     return {use.block: block_cells(use) for p in work.passes for use in p.decoders if use.block}
 
 
-def check_layer(layer: SimLayer, arch: Arch) -> None:
+def check_simulated_layer(layer: SimLayer, arch: Arch) -> None:
     """The pre-flight of one simulated layer, before any layer is encoded: refused
     (:class:`~codesign.limits.ResourceError`) when encoding it in its format and
     simulating it on ``arch`` (:meth:`~codesign.sim.arch.Arch.memory_needs`, its columns
@@ -124,7 +124,7 @@ def run_config(cfg: SimConfig, synth: bool = True) -> dict[str, Any]:
     table = load_table(cfg.energy_table)
     expanded = expand(cfg)
     for layer in expanded.layers:
-        check_layer(layer, cfg.arch)
+        check_simulated_layer(layer, cfg.arch)
     rows = []
     for index, layer in enumerate(expanded.layers):
         start = time.perf_counter()
