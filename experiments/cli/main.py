@@ -41,13 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:
         module.register(sub)
-    for p in (parser, *sub.choices.values()):
+    for p, dest in (
+        (parser, "max_memory"),
+        *((c, "command_max_memory") for c in sub.choices.values()),
+    ):
         p.add_argument(
             "--max-memory",
+            dest=dest,
             metavar="SIZE",
-            default=argparse.SUPPRESS,
             help="refuse work estimated to need more memory than SIZE (e.g. 4G, 512M, 50%%; "
-            "default: 75%% of this machine's memory)",
+            "unset: 75%% of this machine's memory)",
         )
     return parser
 
@@ -59,8 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     SIGTERM stop the command with one line and code 130 or 143."""
     args = build_parser().parse_args(argv)
     try:
-        if hasattr(args, "max_memory"):
-            set_memory_limit(args.max_memory)
+        limit = args.command_max_memory  # given after the command, else before it
+        limit = args.max_memory if limit is None else limit
+        if limit is not None:
+            set_memory_limit(limit)
         with stop_on_signals():
             if getattr(args, "json", None):
                 check_output(args.json)
