@@ -67,9 +67,12 @@ test: setup
 	$(VENV)/bin/ruff check codesign models hw sim experiments tests rtl_tests benchmarks
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) tests rtl_tests
 
-# The slow fault-injection cases (every signal at every stage of a sweep, ...).
+# The slow fault-injection cases (every signal at every stage of a sweep, thousands of
+# generated specs, knobs and YAML files), then the catalogue of bad command lines, each
+# as its own process (its table on stdout; fails unless every case is a clean error).
 fuzz: setup
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) -m fuzz tests
+	$(PY) tests/cli_catalogue.py
 
 # The RTL benches, lint, sidecar-only runs and proofs alone; SIM=verilator runs the
 # cocotb benches under Verilator instead of Icarus.

@@ -8,8 +8,11 @@ source tree and mapped here by the build backend:
 * :mod:`codesign.sim` — the SimPy accelerator model, its closed form and energy tables;
 * :mod:`codesign.experiments` — the ``codesign`` command line, sweeps, reports, studies.
 
-One module sits beside them and may be imported by all four: :mod:`codesign.files`,
-through which every output and cache file is written (atomically).
+Three modules sit beside them and may be imported by all four: :mod:`codesign.files`,
+through which every output and cache file is written (atomically);
+:mod:`codesign.limits`, the memory limit every piece of work is checked against before
+it allocates (``--max-memory``); and :mod:`codesign.config_files`, the safe YAML loader
+and number rule of every configuration file.
 """
 
 from importlib.metadata import PackageNotFoundError, version

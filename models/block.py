@@ -44,6 +44,7 @@ class BlockFormat(Format):
 
     name = "block"
     summary = "b×b blocks kept or dropped, one bit per block"
+    memory_per_weight = 30
 
     def prune(self, weights: np.ndarray, sparsity: float, spec: Spec | None = None) -> np.ndarray:
         """Block pruning by L2 norm with the spec's block size."""

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from codesign.limits import Need, check_memory
 from codesign.models.specs import Spec, spec_class
 from codesign.models.workloads import check_weights, magnitude_prune
 
@@ -118,6 +119,9 @@ class Format(abc.ABC):
     name: ClassVar[str]
     summary: ClassVar[str]
     approximates: ClassVar[bool] = False
+    memory_per_weight: ClassVar[int] = 20
+    """Peak bytes per weight of pruning, encoding, decoding and reporting a layer,
+    beyond the layer itself (measured by ``benchmarks/bench_memory.py``, rounded up)."""
 
     @property
     def spec_type(self) -> type[Spec]:
@@ -133,6 +137,19 @@ class Format(abc.ABC):
                 f"format {self.name!r} needs a {self.spec_type.__name__}, got {type(spec).__name__}"
             )
         return self._encode(weights, spec)
+
+    def memory_needs(self, shape: tuple[int, int], spec: Spec | None = None) -> list[Need]:
+        """Peak memory of :meth:`compress` and :meth:`decode` of an (m, n) layer under
+        ``spec``, by part: :attr:`memory_per_weight` per weight, plus what a format's
+        search allocates on top (its override)."""
+        m, n = shape
+        return [
+            Need(
+                self.memory_per_weight * m * n,
+                f"{self.name} storage of {m * n:,} weights",
+                "the layer's size (a smaller --synthetic shape or fewer --layers)",
+            )
+        ]
 
     def value_precision(self, enc: Encoded) -> int:
         """Bits of one stored value of ``enc``: the width its values are compared at
@@ -187,3 +204,29 @@ class Format(abc.ABC):
             value_bits=int(value_bits),
             extras=extras or {},
         )
+
+
+QUANTIZE_BYTES_PER_WEIGHT = 32
+"""Peak bytes per weight of symmetric quantization (float64 temporaries)."""
+
+
+def check_layer(
+    name: str,
+    shape: tuple[int, int],
+    fmt: Format,
+    spec: Spec | None = None,
+    quantize: int | None = None,
+) -> int:
+    """The pre-flight of one layer (:func:`codesign.limits.check_memory`): refuse to
+    quantize, prune and store the (m, n) layer ``name`` in ``fmt`` when its
+    :meth:`Format.memory_needs` (or the quantization's temporaries, if larger) and what
+    this process holds exceed the memory limit. Returns the estimate in bytes."""
+    needs = fmt.memory_needs(shape, spec)
+    m, n = shape
+    if quantize is not None and QUANTIZE_BYTES_PER_WEIGHT * m * n > needs[0].nbytes:
+        needs[0] = Need(
+            QUANTIZE_BYTES_PER_WEIGHT * m * n,
+            f"quantization of {m * n:,} weights",
+            needs[0].lower,
+        )
+    return check_memory(f"layer {name} ({m}x{n}) in {fmt.name}", needs)

@@ -32,13 +32,16 @@ from __future__ import annotations
 
 import dataclasses
 
+import numba
 import numpy as np
 
+from codesign.limits import Need
 from codesign.models.format import Decoded, Encoded, Format, FormatError, Stream, value_width
 from codesign.models.lbi_calibrate import Calibration, calibrate, target_scores
 from codesign.models.lbi_factorize import (
     INITS,
     MAX_ITERS,
+    UPDATE_CHUNK,
     Factorization,
     code_dtype,
     factorize,
@@ -153,6 +156,27 @@ class LbiFormat(Format):
 
     name = "lbi"
     summary = "low-rank binary indexing: tile mask Ip·Iz, rank·(a+b) bits per tile"
+    memory_per_weight = 75
+
+    def memory_needs(self, shape: tuple[int, int], spec: LbiSpec | None = None) -> list[Need]:
+        """The layer's storage, plus per factorization thread one tile's work: the
+        2^rank choices of :data:`~codesign.models.lbi_factorize.UPDATE_CHUNK` codes
+        (8 bytes each), the Gram matrix of the tile's shorter side and three tile-sized
+        float64 arrays."""
+        spec = LbiSpec() if spec is None else spec
+        a, b = min(spec.tile_rows, shape[0]), min(spec.tile_cols, shape[1])
+        per_thread = (1 << spec.rank) * UPDATE_CHUNK * 8 + 8 * min(a, b) ** 2 + 24 * a * b
+        tiles = -(-shape[0] // a) * -(-shape[1] // b)
+        threads = min(numba.get_num_threads(), tiles)
+        return [
+            *super().memory_needs(shape, spec),
+            Need(
+                threads * per_thread,
+                f"the factorization of {a}x{b} tiles at rank {spec.rank} (2^{spec.rank} "
+                f"choices per code), {threads} thread(s)",
+                "rank or tile_rows / tile_cols (or --workers)",
+            ),
+        ]
 
     def __init__(
         self,

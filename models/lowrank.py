@@ -158,6 +158,7 @@ class LowrankFormat(Format):
     name = "lowrank"
     summary = "W ≈ U·V, two dense factors from the truncated SVD, no index"
     approximates = True
+    memory_per_weight = 40
 
     def prune(self, weights: np.ndarray, sparsity: float, spec: Spec | None = None) -> np.ndarray:
         """The rank-r approximation U·V at the equal-parameter rank of ``sparsity``."""

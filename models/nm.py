@@ -70,6 +70,7 @@ class NmFormat(Format):
 
     name = "nm"
     summary = "n of every m weights: ⌈log2 m⌉-bit position per slot"
+    memory_per_weight = 28
 
     def prune(self, weights: np.ndarray, sparsity: float, spec: Spec | None = None) -> np.ndarray:
         """N:M magnitude pruning. ``sparsity`` must be the one N:M reaches, 1 − n/m,

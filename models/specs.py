@@ -182,15 +182,30 @@ def spec_class(format_name: str) -> type[Spec]:
         ) from None
 
 
-def parse_spec(format_name: str, items: list[str] | None) -> Spec:
-    """Build a spec from ``key=value`` strings (integers, or ``none`` for "derive")."""
-    cls = spec_class(format_name)
-    kwargs: dict[str, Any] = {}
-    known = {f.name: f for f in dataclasses.fields(cls)}
+def spec_items(items: list[str] | None) -> list[tuple[str, str]]:
+    """``key=value`` strings (``--spec``) as ``(key, value)`` pairs; a malformed item, or
+    a key given twice (which value would count?), raises :class:`SpecError`."""
+    pairs: dict[str, str] = {}
     for item in items or []:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise SpecError(f"--spec expects key=value, got {item!r}")
+        if key in pairs:
+            raise SpecError(
+                f"--spec {key} is given twice ({key}={pairs[key]} and {key}={raw}); give "
+                f"each field once"
+            )
+        pairs[key] = raw
+    return list(pairs.items())
+
+
+def parse_spec(format_name: str, items: list[str] | None) -> Spec:
+    """Build a spec from ``key=value`` strings (integers, or ``none`` for "derive");
+    :func:`spec_items` checks them."""
+    cls = spec_class(format_name)
+    kwargs: dict[str, Any] = {}
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    for key, raw in spec_items(items):
         if key not in known:
             raise SpecError(
                 f"{cls.__name__} has no field {key!r}; fields are "

@@ -51,8 +51,10 @@ from __future__ import annotations
 
 import dataclasses
 
+import numba
 import numpy as np
 
+from codesign.limits import Need
 from codesign.models.format import Decoded, Encoded, Format, FormatError, Stream, value_width
 from codesign.models.quality import kept_fraction, kept_mass_ratio
 from codesign.models.specs import ViterbiSpec
@@ -317,6 +319,42 @@ class ViterbiFormat(Format):
 
     name = "viterbi"
     summary = "Viterbi decompressor: n_in/n_out index bits per weight at any sparsity"
+    memory_per_weight = 28
+
+    def memory_needs(self, shape: tuple[int, int], spec: ViterbiSpec | None = None) -> list[Need]:
+        """The layer's storage, plus the search's tables: the keep table of all
+        2^(n_in+n_ff) tap vectors (its computation: 10 bytes per tap vector and raw
+        output; one table per threshold calibration tries, n_c + 2 at most kept), and
+        per search thread the trellis survivors (one byte per state and VD cycle of a
+        segment) and the branch metrics (8 bytes per tap vector)."""
+        spec = self._check_spec(spec)
+        taps = 1 << (spec.n_in + spec.n_ff)
+        states = 1 << spec.n_ff
+        total = matrix_cycles(spec, shape[0] * shape[1])
+        cycles = min(spec.segment, total)
+        tables = 1 if spec.threshold is not None else spec.n_c + 2
+        threads = min(numba.get_num_threads(), -(-total // cycles))
+        tap_lower = "n_in + n_ff (2^(n_in+n_ff) tap vectors) or n_out·n_c"
+        return [
+            *super().memory_needs(shape, spec),
+            Need(
+                taps * (10 * spec.n_out * spec.n_c + tables * spec.n_out),
+                f"the keep table of 2^{spec.n_in + spec.n_ff} tap vectors × "
+                f"{spec.n_out * spec.n_c} raw outputs",
+                tap_lower,
+            ),
+            Need(
+                threads * cycles * states,
+                f"the trellis survivors of 2^{spec.n_ff} states × {cycles:,} cycles per "
+                f"segment, {threads} thread(s)",
+                "segment or n_ff (or --workers)",
+            ),
+            Need(
+                threads * taps * 9,
+                f"the branch metrics of 2^{spec.n_in + spec.n_ff} tap vectors, {threads} thread(s)",
+                tap_lower,
+            ),
+        ]
 
     def _encode(self, weights: np.ndarray, spec: ViterbiSpec) -> Encoded:
         return self._store(weights, viterbi_prune(weights, spec))[1]

@@ -16,10 +16,12 @@ library that would allocate what a header claims:
   into an array of exactly the declared size (the zip reader never yields more than the
   declared size), so a lying archive cannot make the reader allocate more.
 * Both: the declared bytes of all tensors together must stay within ``max_bytes``
-  (default :func:`memory_limit`, 75 % of physical memory); only real numeric dtypes
-  are arrays (floating, integer, bool: complex, datetime, timedelta, strings,
-  structured and object dtypes are refused); an empty tensor (a zero dimension) and a
-  NaN or infinite value are refused.
+  (default :func:`codesign.limits.memory_limit`: 75 % of the machine's memory, or
+  ``--max-memory``); only real numeric dtypes are arrays (floating, integer, bool:
+  complex, datetime, timedelta, strings, structured and object dtypes are refused); an
+  empty tensor (a zero dimension) and a NaN or infinite value are refused, and so is a
+  float64 value that float32 (the precision every layer is compared at) would turn
+  into ±inf or 0 (:class:`~codesign.models.errors.PrecisionError`).
 
 Every problem raises :class:`~codesign.models.errors.WeightsError` with one line naming
 the file, the tensor and what is wrong.
@@ -38,7 +40,8 @@ the file, the tensor and what is wrong.
   name patterns did not select — each with its reason.
 
 Floating tensors are returned as float32 (float16, bfloat16 and float64 are converted:
-every layer of a model is compared at one value precision); others as stored.
+every layer of a model is compared at one value precision; a float64 tensor only when
+every value keeps its meaning); others as stored.
 """
 
 from __future__ import annotations
@@ -48,7 +51,6 @@ import fnmatch
 import io
 import json
 import math
-import os
 import zipfile
 import zlib
 from collections.abc import Iterable, Sequence
@@ -57,7 +59,9 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from codesign.models.errors import WeightsError
+from codesign.limits import human, limit_text
+from codesign.limits import memory_limit as memory_limit
+from codesign.models.errors import PrecisionError, WeightsError
 
 __all__ = [
     "BOMB_MIN_BYTES",
@@ -100,14 +104,6 @@ BOMB_MIN_BYTES = 16 * 2**20
 """Members inflating to at most this many bytes are not checked against :data:`BOMB_RATIO`
 (a small all-zero buffer compresses a thousandfold and is harmless)."""
 _CHUNK = 4 * 2**20
-
-
-def memory_limit() -> int:
-    """Bytes a file's tensors may declare together: 75 % of physical memory."""
-    try:
-        return int(0.75 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):
-        return 4 * 2**30
 
 
 # ---------------------------------------------------------------- dtypes
@@ -560,28 +556,55 @@ def _checked_entries(reader: _Reader, max_bytes: int | None) -> list[_Entry]:
             raise reader.error(
                 f"tensor {e.name!r} has shape {_shape_text(e.shape)}: empty tensors hold no weights"
             )
-    limit = memory_limit() if max_bytes is None else max_bytes
     total = sum(e.nbytes for e in entries)
-    if total > limit:
+    if max_bytes is not None and total > max_bytes:
         raise reader.error(
-            f"its tensors declare {total} bytes, more than the memory limit of {limit} bytes "
-            f"(75 % of physical memory unless given)"
+            f"its tensors declare {total} bytes, more than the memory limit of {max_bytes} bytes"
         )
+    if max_bytes is None and total > memory_limit():
+        raise reader.error(f"its tensors declare {human(total)}, more than {limit_text()}")
     return entries
 
 
+def _first(bad: np.ndarray) -> tuple[int, ...]:
+    return tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), bad.shape))
+
+
+_F32 = np.finfo(np.float32)
+
+
 def _values(reader: _Reader, entry: _Entry) -> np.ndarray:
-    """A tensor's values, checked finite; floating ones as float32."""
+    """A tensor's values, checked finite; floating ones as float32, refusing float64
+    values that float32 turns into ±inf (beyond its range) or into 0 or fewer bits
+    (below its normal range): every layer is compared as float32, and such a cast
+    would change the weights silently (:class:`PrecisionError`)."""
     values = reader.read(entry)
     if entry.dtype not in _FLOATS:
         return values
     bad = ~np.isfinite(values)
     count = int(np.count_nonzero(bad))
     if count:
-        first = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), values.shape))
         raise reader.error(
-            f"tensor {entry.name!r}: {count} non-finite value(s) (NaN/inf); first at index {first}"
+            f"tensor {entry.name!r}: {count} non-finite value(s) (NaN/inf); first at index "
+            f"{_first(bad)}"
         )
+    if entry.dtype == "float64":
+        mags = np.abs(values)
+        for bad, what in (
+            (mags > _F32.max, f"beyond float32's range (|w| > {_F32.max:.3g}) would become ±inf"),
+            (
+                (mags < _F32.tiny) & (mags > 0),
+                f"below float32's normal range (0 < |w| < {_F32.tiny:.3g}) would become 0 or "
+                "lose bits",
+            ),
+        ):
+            count = int(np.count_nonzero(bad))
+            if count:
+                raise PrecisionError(
+                    f"{reader.path}: tensor {entry.name!r}: {count} float64 value(s) {what} "
+                    f"as float32, the precision layers are compared at (first at index "
+                    f"{_first(bad)}); rescale the tensor"
+                )
     return values.astype(np.float32, copy=False)
 
 

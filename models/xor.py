@@ -44,18 +44,21 @@ from __future__ import annotations
 
 import dataclasses
 
+import numba
 import numpy as np
 
+from codesign.limits import Need
 from codesign.models.bitmap import BitmapFormat
 from codesign.models.bitplanes import SCALE_BITS, BitPlanes, planes_to_values, to_bitplanes
 from codesign.models.csr import CsrFormat
+from codesign.models.errors import PrecisionError
 from codesign.models.format import Decoded, Encoded, Format, FormatError, Stream, ceil_log2
 from codesign.models.gf2 import pack, unpack
 from codesign.models.lbi import LbiFormat, fit_tiles
 from codesign.models.relative import RelativeFormat
 from codesign.models.specs import LbiSpec, Spec, ViterbiSpec, XorSpec
 from codesign.models.viterbi import ViterbiFormat
-from codesign.models.workloads import check_weights
+from codesign.models.workloads import check_weights, lost_weights_error, too_many_lost
 from codesign.models.xor_encode import decode_blocks, encode_blocks, traceback_bytes
 
 __all__ = [
@@ -215,8 +218,24 @@ def xor_reference(weights: np.ndarray, spec: XorSpec) -> np.ndarray:
 
 
 def _quantize(weights: np.ndarray, spec: XorSpec) -> tuple[BitPlanes, np.ndarray]:
+    """The bit-planes of ``weights`` and the matrix they stand for; a quantization that
+    turns most of the non-zero (kept) weights into 0 is refused (:class:`PrecisionError`,
+    :func:`~codesign.models.workloads.too_many_lost`)."""
     planes = to_bitplanes(weights, spec.value_bits, spec.quant)
-    return planes, np.where(weights != 0, planes.values(), 0).astype(planes.dtype)
+    values = planes.values()
+    kept = weights != 0
+    lost = int(np.count_nonzero(kept & (values == 0)))
+    if too_many_lost(lost, int(kept.sum())):
+        if spec.quant == "uniform":
+            scale = float(planes.scales[0])
+            what = f"xor's quantization to XorSpec.value_bits={spec.value_bits}"
+            kept_n, bits = int(kept.sum()), spec.value_bits
+            raise lost_weights_error(what, "value_bits=", lost, kept_n, weights, scale, bits)
+        raise PrecisionError(
+            f"xor's binary coding to XorSpec.value_bits={spec.value_bits} turns {lost:,} of "
+            f"the {int(kept.sum()):,} kept weights into 0; raise value_bits or prune them"
+        )
+    return planes, np.where(kept, values, 0).astype(planes.dtype)
 
 
 SEARCHED_MASKS = ("viterbi", "lbi")
@@ -301,6 +320,35 @@ class XorFormat(Format):
 
     name = "xor"
     summary = "value bit-planes from XOR gates (inputs + patches), mask in another format"
+    memory_per_weight = 120
+
+    def memory_needs(self, shape: tuple[int, int], spec: XorSpec | None = None) -> list[Need]:
+        """The layer's storage (bit-planes included), the search of a ``viterbi`` /
+        ``lbi`` mask (that format's own needs beyond storage), and per thread of the
+        exact n_s ≥ 2 search its trellis: the traceback of a segment (one input per
+        state and block) and the path metrics and decoded words of every state."""
+        spec = XorSpec() if spec is None else spec
+        needs = super().memory_needs(shape, spec)
+        if spec.mask_format in SEARCHED_MASKS:
+            needs += _mask_format(spec).memory_needs(shape, mask_spec(spec, shape))[1:]
+        if exact_search(spec):
+            total = _blocks(shape[0] * shape[1], spec.n_out)
+            blocks = min(spec.segment, total)
+            states = 1 << ((spec.n_s - 1) * spec.n_in)
+            words = -(-spec.n_out // 64)
+            per_thread = traceback_bytes(spec.n_in, spec.n_s, blocks) + states * (8 * words + 16)
+            segments = spec.value_bits * -(-total // blocks)
+            threads = min(numba.get_num_threads(), segments)
+            needs.append(
+                Need(
+                    threads * per_thread,
+                    f"the exact search's trellis of 2^{(spec.n_s - 1) * spec.n_in} states "
+                    f"× {blocks:,} blocks per segment, {threads} thread(s)",
+                    "segment, n_s or n_in (or dp_states below the state count for the "
+                    "elimination search)",
+                )
+            )
+        return needs
 
     def value_precision(self, enc: Encoded) -> int:
         """``value_bits``: xor stores every value as that many bit-planes, quantizing

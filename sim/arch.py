@@ -15,6 +15,11 @@ reads and writes are counted as energy, not as DRAM traffic).
 from __future__ import annotations
 
 import dataclasses
+import math
+from typing import Any
+
+from codesign.config_files import integer_hint
+from codesign.limits import Need
 
 
 class ConfigError(ValueError):
@@ -54,12 +59,17 @@ class Arch:
     index_units: int = 1
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            lo, hi = _RANGES[f.name]
+            _check(f.name, getattr(self, f.name), f.type == "float", lo, hi)
         if self.lanes % self.decoders:
-            divisors = [d for d in range(1, self.lanes + 1) if self.lanes % d == 0]
+            top = min(self.lanes, LISTED_DIVISORS)
+            listed = [d for d in range(1, top + 1) if self.lanes % d == 0]
+            more = f" (divisors up to {top} listed)" if self.lanes > top else ""
             raise ConfigError(
                 f"arch.decoders = {self.decoders} must divide arch.lanes = {self.lanes} "
                 f"(each decoder unit feeds a fixed group of lanes); allowed: "
-                f"{', '.join(map(str, divisors))}"
+                f"{', '.join(map(str, listed))}{more}"
             )
 
     @property
@@ -70,3 +80,76 @@ class Arch:
     def cycles_to_seconds(self, cycles: float) -> float:
         """Wall time in seconds of ``cycles`` clock cycles."""
         return cycles / (self.clock_ghz * 1e9)
+
+    def memory_needs(self, rows: int, cols: int, columns: int) -> list[Need]:
+        """Peak memory of simulating one pass of an (rows, cols) matrix on this machine
+        with ``columns`` columns of X (batch × reuse): the SimPy processes and queues of
+        every lane, decoder unit and row, and the activations, outputs and reference
+        product (float64; measured per object, see :data:`LANE_BYTES`)."""
+        return [
+            Need(self.lanes * LANE_BYTES, f"{self.lanes:,} simulated MAC lanes", "arch.lanes"),
+            Need(
+                self.decoders * DECODER_BYTES,
+                f"{self.decoders:,} simulated decoder units",
+                "arch.decoders",
+            ),
+            Need(rows * ROW_BYTES, f"the events of {rows:,} rows", "the layer's rows"),
+            Need(
+                (rows + cols) * columns * ACTIVATION_BYTES,
+                f"activations and outputs of {columns:,} columns of X",
+                "arch.batch (or the layer's tokens / output pixels)",
+            ),
+        ]
+
+
+#: Most divisors of ``lanes`` an error lists (those up to this number).
+LISTED_DIVISORS = 64
+#: Peak bytes per simulated MAC lane, decoder unit and matrix row (SimPy containers,
+#: stores, processes and their logs; measured on 200,000 of each: 2.0, 1.0 and 0.9 KiB,
+#: rounded up), and per activation or output value and column (X, Y, the reference
+#: product and their temporaries: 2.3 × 8 bytes measured, rounded up).
+LANE_BYTES = 2560
+DECODER_BYTES = 1536
+ROW_BYTES = 1280
+ACTIVATION_BYTES = 24
+
+#: Allowed range of every field: (lowest, highest or None), inclusive; a float field
+#: must also be finite and its lowest bound is exclusive when it is 0.
+_RANGES: dict[str, tuple[float, float | None]] = {
+    "clock_ghz": (0, None),
+    "lanes": (1, None),
+    "decoders": (1, None),
+    "batch": (1, None),
+    "dram_bytes_per_cycle": (0, None),
+    "dram_latency_cycles": (0, None),
+    "buffer_bytes": (1, None),
+    "buffer_banks": (1, None),
+    "bank_bytes_per_cycle": (1, None),
+    "lane_fifo_rows": (1, None),
+    "activation_bits": (1, 64),
+    "accumulator_bits": (1, 64),
+    "bitmap_slice_bits": (1, None),
+    "index_units": (1, None),
+}
+#: The configuration key of each field kept in a group of the YAML ``arch`` mapping.
+NESTED_KEYS = {
+    "dram_bytes_per_cycle": ("dram", "bytes_per_cycle"),
+    "dram_latency_cycles": ("dram", "latency_cycles"),
+    "buffer_bytes": ("buffer", "bytes"),
+    "buffer_banks": ("buffer", "banks"),
+    "bank_bytes_per_cycle": ("buffer", "bank_bytes_per_cycle"),
+}
+
+
+def _check(field: str, value: Any, real: bool, lo: float, hi: float | None) -> None:
+    key = "arch." + ".".join(NESTED_KEYS.get(field, (field,)))
+    if real:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if not ok or not math.isfinite(value) or not value > lo:
+            raise ConfigError(f"{key} = {value!r}; allowed: a finite number > {lo}")
+        return
+    allowed = f"an integer in {lo}..{hi}" if hi is not None else f"an integer >= {lo}"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{key} = {value!r}; allowed: {allowed}{integer_hint(value)}")
+    if value < lo or (hi is not None and value > hi):
+        raise ConfigError(f"{key} = {value}; allowed: {allowed}")

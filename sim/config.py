@@ -47,6 +47,11 @@ kernel tensor brings its own), or neither (fully connected). A file's kernel ten
 (3-D or more) needs a ``conv`` geometry. A file's side tensors (biases, norms) are read
 once from DRAM at the entry's value precision (its ``quantize`` width, else 32 bits);
 its skipped tensors are listed. Errors name the key path and the allowed values.
+
+The file is read by :func:`codesign.config_files.load_yaml` (UTF-8, no Python tags,
+bounded nesting and alias expansion, no repeated key, one-line syntax errors naming the
+line and column) and checked with its one rule for numbers: an integer key takes an
+integer literal (``lanes: 16.0`` is refused) and no number is NaN or infinite.
 """
 
 from __future__ import annotations
@@ -56,12 +61,12 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 
+from codesign.config_files import Validator, check_finite, integer_hint, load_yaml
 from codesign.models.examples import EXAMPLES
 from codesign.models.registry import FORMATS
 from codesign.models.specs import SpecError, spec_class
-from codesign.sim.arch import Arch, ConfigError
+from codesign.sim.arch import NESTED_KEYS, Arch, ConfigError
 
 _POS_INT = {"type": "integer", "minimum": 1}
 _DIMS = {
@@ -176,13 +181,7 @@ SCHEMA: dict[str, Any] = {
     },
 }
 
-_ARCH_KEYS = {
-    ("dram", "bytes_per_cycle"): "dram_bytes_per_cycle",
-    ("dram", "latency_cycles"): "dram_latency_cycles",
-    ("buffer", "bytes"): "buffer_bytes",
-    ("buffer", "banks"): "buffer_banks",
-    ("buffer", "bank_bytes_per_cycle"): "bank_bytes_per_cycle",
-}
+_ARCH_KEYS = {key: field for field, key in NESTED_KEYS.items()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -254,13 +253,15 @@ def _explain(error: jsonschema.ValidationError) -> str:
     if error.validator == "enum":
         return f"{where} = {error.instance!r}; allowed: {', '.join(map(str, schema['enum']))}"
     if error.validator == "type":
-        return f"{where} = {error.instance!r}; expected {schema['type']}"
+        hint = integer_hint(error.instance)
+        return f"{where} = {error.instance!r}; expected {schema['type']}{hint}"
     return f"{where}: {error.message}"
 
 
 def parse_config(doc: Any) -> SimConfig:
     """Validate a loaded YAML document and build the :class:`SimConfig`."""
-    validator = jsonschema.Draft202012Validator(SCHEMA)
+    check_finite(doc, ConfigError)
+    validator = Validator(SCHEMA)
     errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError("; ".join(_explain(e) for e in errors[:3]))
@@ -310,10 +311,11 @@ def _check_spec(where: str, fmt: str, spec: dict[str, Any]) -> None:
 
 
 def load_config(path: str | Path) -> SimConfig:
-    """Read and validate a YAML configuration file."""
-    path = Path(path)
+    """Read (:func:`codesign.config_files.load_yaml`) and validate a YAML configuration
+    file; errors name the file."""
     try:
-        doc = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read config {path}: {exc}") from None
-    return parse_config(doc)
+        return parse_config(load_yaml(path, ConfigError))
+    except ConfigError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise ConfigError(f"{path}: {exc}") from None

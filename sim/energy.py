@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
+from codesign.config_files import load_yaml
 from codesign.sim.arch import Arch, ConfigError
 from codesign.sim.work import Pass
 
@@ -66,9 +67,9 @@ def load_table(source: str | Path | None) -> dict[str, Any]:
         return table
     path = Path(source)
     try:
-        loaded = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"energy_table: cannot read {path}: {exc}") from None
+        loaded = load_yaml(path, ConfigError)
+    except ConfigError as exc:
+        raise ConfigError(f"energy_table: {exc}") from None
     if not isinstance(loaded, dict):
         raise ConfigError(f"energy_table: {path} must hold a mapping of table entries")
     for key, value in loaded.items():
@@ -78,8 +79,10 @@ def load_table(source: str | Path | None) -> dict[str, Any]:
             )
         if key in _SIZED:
             if not isinstance(value, dict) or not value:
-                raise ConfigError(f"energy_table.{key}: expected a mapping width -> pJ")
-            table[key] = {int(k): _positive(f"{key}.{k}", v) for k, v in value.items()}
+                raise ConfigError(f"energy_table.{key} in {path}: expected a mapping width -> pJ")
+            table[key] = {
+                _width(path, key, k): _positive(f"{key}.{k}", v) for k, v in value.items()
+            }
         elif key == "name":
             table[key] = str(value)
         else:
@@ -90,9 +93,21 @@ def load_table(source: str | Path | None) -> dict[str, Any]:
 
 
 def _positive(key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise ConfigError(f"energy_table.{key} must be a number >= 0, got {value!r}")
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or not value >= 0:
+        raise ConfigError(f"energy_table.{key} must be a finite number >= 0, got {value!r}")
     return float(value)
+
+
+def _width(path: Path, key: str, width: Any) -> int:
+    """A width (bits) or array size (bytes) key of a sized entry: an integer >= 1."""
+    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+        what = "array size in bytes" if key.startswith("sram") else "width in bits"
+        raise ConfigError(
+            f"energy_table.{key} in {path}: key {width!r} is not a {what}; allowed: "
+            f"integers >= 1 mapping to pJ, e.g. {{8: 0.03, 32: 0.1}}"
+        )
+    return width
 
 
 def sized(table: dict[str, Any], key: str, width: int) -> float:

@@ -36,9 +36,10 @@ EXPERIMENTS_ALLOWED: dict[str, set[str]] = {
 }
 #: The entry point ``python -m codesign``: it alone may import the command line.
 ENTRY_POINT = f"{ROOT}.__main__"
-#: Root modules every subpackage may import: the version (``codesign``) and the atomic
-#: file writes (``codesign.files``, which imports nothing of the project).
-SHARED_ROOT = {ROOT, f"{ROOT}.files"}
+#: Root modules every subpackage may import: the version (``codesign``), the atomic
+#: file writes (``codesign.files``), the memory limit (``codesign.limits``) and the
+#: config-file loader (``codesign.config_files``); they import nothing of the project.
+SHARED_ROOT = {ROOT, f"{ROOT}.files", f"{ROOT}.limits", f"{ROOT}.config_files"}
 
 Graph = dict[str, set[str]]
 

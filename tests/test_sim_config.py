@@ -114,11 +114,11 @@ def test_bad_configs_name_the_key_and_the_allowed_values(bad, message):
 
 
 def test_unreadable_config_files_are_reported(tmp_path):
-    with pytest.raises(ConfigError, match="cannot read config"):
+    with pytest.raises(ConfigError, match=r"cannot read .*missing.yaml: No such file"):
         load_config(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("layers: [unclosed\n")
-    with pytest.raises(ConfigError, match="cannot read config"):
+    with pytest.raises(ConfigError, match=r"bad.yaml: line 2, column 1: expected ',' or ']'"):
         load_config(bad)
 
 
@@ -156,8 +156,8 @@ def test_energy_table_overrides_merge_and_name_themselves(tmp_path):
     ("entries", "message"),
     [
         ({"dram_pj": 1}, r"unknown key 'dram_pj'.*allowed: name, int_add_pj"),
-        ({"dram_64b_pj": -1}, r"energy_table.dram_64b_pj must be a number >= 0"),
-        ({"int_add_pj": 3}, r"energy_table.int_add_pj: expected a mapping"),
+        ({"dram_64b_pj": -1}, r"energy_table.dram_64b_pj must be a finite number >= 0"),
+        ({"int_add_pj": 3}, r"energy_table.int_add_pj in \S+: expected a mapping"),
     ],
 )
 def test_bad_energy_tables_are_rejected(tmp_path, entries, message):

@@ -319,6 +319,6 @@ def test_an_escaping_name_writes_nothing_anywhere(tmp_path, capsys, monkeypatch)
     cfg = write_config(work / "s.yaml", {**SMALL, "name": "../../../../escaped"})
     code, _, err = sweep(capsys, str(cfg))
     assert code == 2 and one_line(err).startswith(
-        "codesign: error: name: '../../../../escaped' is not a folder name"
+        f"codesign: error: {cfg}: name: '../../../../escaped' is not a folder name"
     )
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "b", "c", "s.yaml"]

@@ -235,10 +235,10 @@ def test_bad_config_exits_2_through_the_cli(tmp_path, capsys):
     cfg = write_config(tmp_path / "bad.yaml", {"stages": ["compress"], "grid": {"fromat": [1]}})
     assert main(["sweep", str(cfg), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("codesign: error: grid.fromat: unknown key")
+    assert err.startswith(f"codesign: error: {cfg}: grid.fromat: unknown key")
     (tmp_path / "broken.yaml").write_text("stages: [compress\n")
     assert main(["sweep", str(tmp_path / "broken.yaml")]) == 2
-    assert "not valid YAML" in capsys.readouterr().err
+    assert "broken.yaml: line 2, column 1: expected ',' or ']'" in capsys.readouterr().err
     assert main(["sweep", str(tmp_path / "missing.yaml")]) == 2
     assert main(["sweep", str(cfg), "--workers", "2", "--scheduler", "tcp://x:1"]) == 2
 

@@ -370,6 +370,26 @@ CATALOGUE: list[tuple[str, str, Callable[[Path], Path], str]] = [
     ),
     ("zip bomb", "bomb.npz", zip_bomb, "a zip bomb, refused without inflating it"),
     (
+        "float64 beyond float32's range",
+        "big.npz",
+        lambda p: save_model(p, {"w": np.array([[1.0, 1e39], [2.0, -3.0]])}),
+        "tensor 'w': 1 float64 value(s) beyond float32's range (|w| > 3.4e+38) would become "
+        "±inf as float32, the precision layers are compared at (first at index (0, 1))",
+    ),
+    (
+        "float64 1e308",
+        "max.safetensors",
+        lambda p: save_model(p, {"w": np.full((2, 3), -1e308)}),
+        "tensor 'w': 6 float64 value(s) beyond float32's range",
+    ),
+    (
+        "float64 subnormals",
+        "tiny.npz",
+        lambda p: save_model(p, {"w": np.array([[0.5, 1e-310], [4e-39, 0.0]])}),
+        "tensor 'w': 2 float64 value(s) below float32's normal range (0 < |w| < 1.18e-38) "
+        "would become 0 or lose bits as float32",
+    ),
+    (
         "no weight layer",
         "bias.npz",
         lambda p: save_model(p, {"b": np.ones(4, np.float32), "n": np.int64(3)}),

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from codesign.models import gf2
 from codesign.models.bitplanes import planes_to_values, to_bitplanes
+from codesign.models.errors import PrecisionError
 from codesign.models.format import FormatError
 from codesign.models.report import report_encoded
 from codesign.models.specs import BitmapSpec, SpecError, XorSpec
@@ -234,8 +235,13 @@ def test_lossless_float_layers(quant, value_bits, n_s, mask_format, sparsity, se
         n_in=4, n_out=24, n_s=n_s, value_bits=value_bits, quant=quant, mask_format=mask_format
     )
     w = gaussian((13, 31), seed=seed)
-    ref, enc = FMT.compress(w, sparsity, spec)
     pruned = FMT.prune(w, sparsity)
+    try:
+        ref, enc = FMT.compress(w, sparsity, spec)
+    except PrecisionError:  # most kept weights would round to 0 (2-bit values, few pruned)
+        lost = (pruned != 0) & (to_bitplanes(pruned, value_bits, quant).values() == 0)
+        assert np.count_nonzero(lost) > np.count_nonzero(pruned) / 2
+        return
     assert ref.dtype == np.float32
     np.testing.assert_array_equal(ref, xor_reference(pruned, spec))
     assert np.count_nonzero(ref) <= round((1 - sparsity) * w.size)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 from codesign.experiments.cli.command import (
     Subparsers,
@@ -21,6 +22,7 @@ from codesign.experiments.jobs.compress import (
     render_comparison,
 )
 from codesign.experiments.jobs.tables import extras_table
+from codesign.models.format import check_layer
 from codesign.models.registry import FORMATS, get_format
 from codesign.models.specs import parse_spec
 
@@ -56,17 +58,28 @@ def add_source_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of --synthetic weights")
 
 
-def load_source(args: argparse.Namespace) -> Workload:
-    """The workload :func:`add_source_options` names."""
+def load_source(
+    args: argparse.Namespace, check: Callable[[str, tuple[int, int]], object] | None = None
+) -> Workload:
+    """The workload :func:`add_source_options` names; ``check(name, shape)``: the
+    pre-flight of a synthetic layer, before its weights are drawn."""
     return load_workload(
-        args.weights, args.synthetic, args.model, args.distribution, args.seed, args.layers
+        args.weights,
+        args.synthetic,
+        args.model,
+        args.distribution,
+        args.seed,
+        args.layers,
+        check=check,
     )
 
 
 def run(args: argparse.Namespace) -> int:
     fmt = get_format(args.format)
     spec = parse_spec(args.format, args.spec)
-    workload = load_source(args)
+    workload = load_source(
+        args, lambda name, shape: check_layer(name, shape, fmt, spec, args.quantize)
+    )
     set_workers(args.workers)
     result = compress(fmt.name, spec, workload, sparsity=args.sparsity, quantize=args.quantize)
     print(render_comparison(result))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from codesign.experiments.cli.command import (
     Subparsers,
@@ -16,7 +17,7 @@ from codesign.experiments.cli.command import (
     write_json,
 )
 from codesign.experiments.cli.formats import field_lines
-from codesign.experiments.jobs.hardware import block_spec, fpga_report
+from codesign.experiments.jobs.hardware import block_spec, check_block, fpga_report
 from codesign.experiments.jobs.tables import render
 from codesign.hw.blocks import BLOCKS, Block
 from codesign.models.specs import DEFAULT_SPARSITY
@@ -58,22 +59,30 @@ def run_verilog(args: argparse.Namespace) -> int:
     from codesign.hw.build import write
 
     block, spec, params = block_spec(args.block, args.spec)
+    check_block(block, *block.resolve(spec, params), synth=False)
     v_path, json_path = write(block.name, spec, args.out, **params)
     print(f"wrote {v_path} and {json_path}")
     return 0
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def run_synth(args: argparse.Namespace) -> int:
     from codesign.hw.synth import synthesize
 
     block, spec, params = block_spec(args.block, args.spec)
+    warning = check_block(block, *block.resolve(spec, params), synth=True).warning(block.name)
+    if warning and not args.target:
+        print(warning, file=sys.stderr, flush=True)
     if args.target:
         text, doc = fpga_report(block.name, spec, params, args.target)
         print(text)
         if args.json:
             write_json(args.json, doc)
         return 0
-    stats = synthesize(block.name, spec, **params)
+    stats = synthesize(block.name, spec, progress=_progress, **params)
     rows = [[cell, count] for cell, count in sorted(stats.cells.items())]
     rows += [["total", stats.total], ["depth (levels)", stats.depth]]
     print(f"block {block.name}  spec {json.dumps(stats.spec)}  params {json.dumps(stats.params)}")

@@ -20,6 +20,7 @@ from codesign.experiments.cli import (
 from codesign.experiments.cli.command import HelpFormatter
 from codesign.experiments.sweeps.stopping import Stopped, stop_on_signals
 from codesign.files import check_output
+from codesign.limits import set_memory_limit
 
 #: The subcommand modules, in the order `codesign --help` lists them; each has
 #: ``register(subparsers)``.
@@ -40,15 +41,31 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:
         module.register(sub)
+    for p, dest in (
+        (parser, "max_memory"),
+        *((c, "command_max_memory") for c in sub.choices.values()),
+    ):
+        p.add_argument(
+            "--max-memory",
+            dest=dest,
+            metavar="SIZE",
+            help="refuse work estimated to need more memory than SIZE (e.g. 4G, 512M, 50%%; "
+            "unset: 75%% of this machine's memory)",
+        )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: bad input, and an output that cannot be written (checked before the
+    """Entry point: bad input, work that would need more memory than ``--max-memory``
+    (:mod:`codesign.limits`), and an output that cannot be written (checked before the
     work for ``--json``), print one line on stderr and exit with code 2; SIGINT and
     SIGTERM stop the command with one line and code 130 or 143."""
     args = build_parser().parse_args(argv)
     try:
+        limit = args.command_max_memory  # given after the command, else before it
+        limit = args.max_memory if limit is None else limit
+        if limit is not None:
+            set_memory_limit(limit)
         with stop_on_signals():
             if getattr(args, "json", None):
                 check_output(args.json)

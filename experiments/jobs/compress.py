@@ -27,15 +27,16 @@ block, lowrank's one rank, viterbi's and lbi's searches).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from codesign.experiments.jobs.tables import STORAGE_HEADER, render, skipped_lines, storage_row
+from codesign.models.errors import PrecisionError
 from codesign.models.examples import EXAMPLES, example_path
-from codesign.models.format import Format
+from codesign.models.format import Format, check_layer
 from codesign.models.overrides import resolve, unused_patterns
 from codesign.models.registry import get_format
 from codesign.models.report import LayerReport, report_layer, total_report
@@ -46,7 +47,7 @@ from codesign.models.workloads import (
     check_weights,
     load_digits_mlp,
     parse_shape,
-    quantize_symmetric,
+    quantize_kept,
     synthetic,
 )
 
@@ -106,9 +107,12 @@ def load_workload(
     distribution: str = "gaussian",
     seed: int = 0,
     layers: Sequence[str] | None = None,
+    check: Callable[[str, tuple[int, int]], object] | None = None,
 ) -> Workload:
     """The workload of exactly one source: a weights file, a synthetic MxN shape, or a
-    named model (:data:`MODELS`); ``layers``: name patterns selecting its tensors."""
+    named model (:data:`MODELS`); ``layers``: name patterns selecting its tensors;
+    ``check(name, shape)``: the pre-flight of the work to come, called with a synthetic
+    layer's name and shape before its weights are drawn (e.g. :func:`check_layer`)."""
     given = [x for x in (weights_file, synthetic_shape, model) if x is not None]
     if len(given) != 1:
         raise ValueError("give exactly one of --weights FILE, --synthetic MxN, --model NAME")
@@ -117,6 +121,8 @@ def load_workload(
     if synthetic_shape is not None:
         shape = parse_shape(synthetic_shape)
         name = f"{distribution}{shape[0]}x{shape[1]}"
+        if check is not None:
+            check(name, shape)
         label = f"synthetic {distribution} {shape[0]}x{shape[1]}, seed {seed}"
         return _selected(label, [Layer(name, synthetic(distribution, shape, seed))], layers)
     if model not in MODELS:
@@ -128,11 +134,26 @@ def load_workload(
     return _selected("digits MLP", [Layer(n, w) for n, w in pairs], layers)
 
 
-def prepare(layer: Layer, quantize: int | None) -> np.ndarray:
+def prepare(layer: Layer, quantize: int | None, sparsity: float | None = None) -> np.ndarray:
     """The checked matrix to compress, quantized to ``quantize``-bit integers if given
-    (symmetric, one scale per layer)."""
+    (symmetric, one scale per layer; refused when that zeroes weights the pruning to
+    ``sparsity`` keeps: :func:`~codesign.models.workloads.quantize_kept`)."""
     w = check_weights(layer.weights, layer.name)
-    return w if quantize is None else quantize_symmetric(w, quantize)[0]
+    return w if quantize is None else quantize_kept(w, quantize, sparsity)
+
+
+def report_plan(layer: Layer, plan: LayerPlan) -> LayerReport:
+    """The report of one layer stored by its plan, after the pre-flight
+    (:func:`~codesign.models.format.check_layer`: refused before any work when it would
+    need more memory than the limit); a value the layer's precision would lose is
+    refused naming the layer."""
+    fmt = get_format(plan.format)
+    check_layer(layer.name, layer.weights.shape, fmt, plan.spec, plan.quantize)
+    try:
+        weights = prepare(layer, plan.quantize, plan.sparsity)
+        return report_layer(layer.name, weights, fmt, plan.spec, plan.sparsity)
+    except PrecisionError as exc:
+        raise PrecisionError(f"layer {layer.name}: {exc}") from None
 
 
 def compress_layers(
@@ -146,9 +167,8 @@ def compress_layers(
     with the structure the format stores."""
     if sparsity is not None:
         check_sparsity(sparsity)
-    return [
-        report_layer(layer.name, prepare(layer, quantize), fmt, spec, sparsity) for layer in layers
-    ]
+    plan = LayerPlan(fmt.name, spec, sparsity, quantize)
+    return [report_plan(layer, plan) for layer in layers]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -284,16 +304,7 @@ def compare(
     ``base`` and ``overrides``) and report it; raises ``ValueError`` when the layers
     end at different value precisions."""
     plans = layer_plans([x.name for x in workload.layers], base, overrides)
-    reports = [
-        report_layer(
-            layer.name,
-            prepare(layer, plan.quantize),
-            get_format(plan.format),
-            plan.spec,
-            plan.sparsity,
-        )
-        for layer, plan in zip(workload.layers, plans, strict=True)
-    ]
+    reports = [report_plan(layer, plan) for layer, plan in zip(workload.layers, plans, strict=True)]
     precisions = {r.precision for r in reports}
     if len(precisions) > 1:
         pairs = zip(plans, reports, strict=True)

@@ -47,7 +47,9 @@ def decode_metrics(
         return {}
     lanes = check_lanes(lanes)
     encodings = [
-        get_format(plan.format).compress(prepare(layer, plan.quantize), plan.sparsity, plan.spec)[1]
+        get_format(plan.format).compress(
+            prepare(layer, plan.quantize, plan.sparsity), plan.sparsity, plan.spec
+        )[1]
         for layer, plan in costed
     ]
     costs = [decode_cost(enc, lanes) for enc in encodings]

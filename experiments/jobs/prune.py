@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from codesign.models.format import check_layer
 from codesign.models.lbi import fit_tiles
 from codesign.models.registry import get_format
 from codesign.models.report import report_encoded, total_report
@@ -49,9 +50,13 @@ def prune_mlp(
     check_sparsity(sparsity)
     if finetune_epochs < 0:
         raise ValueError(f"--finetune-epochs must be >= 0, got {finetune_epochs}")
+    fitted_specs = [
+        fit_tiles(spec, w.shape) if isinstance(spec, LbiSpec) else spec for w in mlp.weights
+    ]
+    for name, w, fitted in zip(mlp.layer_names, mlp.weights, fitted_specs, strict=True):
+        check_layer(name, w.shape, fmt, fitted)
     references, masks, reports, layer_specs = [], [], [], {}
-    for name, w in zip(mlp.layer_names, mlp.weights, strict=True):
-        fitted = fit_tiles(spec, w.shape) if isinstance(spec, LbiSpec) else spec
+    for name, w, fitted in zip(mlp.layer_names, mlp.weights, fitted_specs, strict=True):
         if fitted != spec:
             layer_specs[name] = fitted.to_dict()
         reference, enc = fmt.compress(w, sparsity, fitted)

@@ -21,11 +21,15 @@ from typing import Any
 import codesign.hw
 from codesign.experiments.jobs.tables import render, skipped_lines
 from codesign.files import drop_corrupt, write_json
-from codesign.models.workloads import default_cache_dir
+from codesign.limits import check_memory
+from codesign.models.errors import PrecisionError
+from codesign.models.registry import get_format
+from codesign.models.workloads import default_cache_dir, quantize_kept
+from codesign.sim.arch import Arch
 from codesign.sim.config import SimConfig
 from codesign.sim.decoders import layer_work
 from codesign.sim.energy import COMPONENTS, load_table
-from codesign.sim.layers import encode_layer, expand
+from codesign.sim.layers import SimLayer, encode_layer, expand
 from codesign.sim.run import STALLS, side_row, simulate_layer, summarize, total
 from codesign.sim.work import DecoderUse, LayerWork
 
@@ -42,6 +46,8 @@ def _hw_digest() -> str:
 
 def block_cells(use: DecoderUse) -> int:
     """Generic cells of one copy of ``use``'s block (synthesized once, then cached)."""
+    from codesign.experiments.jobs.hardware import check_block
+    from codesign.hw.blocks import get_block
     from codesign.hw.synth import synthesize
 
     key = json.dumps(
@@ -57,6 +63,8 @@ def block_cells(use: DecoderUse) -> int:
     cached = _cached_cells(path)
     if cached is not None:
         return cached
+    block = get_block(use.block)
+    check_block(block, *block.resolve(use.spec, use.params), synth=True)
     stats = synthesize(use.block, use.spec, **use.params)
     write_json(path, {"key": json.loads(key), "total": stats.total}, indent=None)
     return stats.total
@@ -86,6 +94,28 @@ def work_cells(work: LayerWork, synth: bool) -> dict[str, int]:
     return {use.block: block_cells(use) for p in work.passes for use in p.decoders if use.block}
 
 
+def check_simulated_layer(layer: SimLayer, arch: Arch) -> None:
+    """The pre-flight of one simulated layer, before any layer is encoded: refused
+    (:class:`~codesign.limits.ResourceError`) when encoding it in its format and
+    simulating it on ``arch`` (:meth:`~codesign.sim.arch.Arch.memory_needs`, its columns
+    = batch × the geometry's reuse) would need more memory than the limit, and
+    (:class:`~codesign.models.errors.PrecisionError`) when its ``quantize`` would turn
+    weights its pruning keeps into 0."""
+    cfg = layer.config
+    fmt = get_format(cfg.format)
+    (m, n), columns = layer.weights.shape, layer.geometry.columns(arch.batch)
+    needs = fmt.memory_needs((m, n), fmt.spec_type(**cfg.spec)) + arch.memory_needs(m, n, columns)
+    check_memory(
+        f"simulating layer {layer.name} ({m}x{n}, {columns:,} columns of X) in {cfg.format}",
+        needs,
+    )
+    if cfg.quantize is not None:
+        try:
+            quantize_kept(layer.weights, cfg.quantize, cfg.sparsity)
+        except PrecisionError as exc:
+            raise PrecisionError(f"layer {layer.name}: {exc}") from None
+
+
 def run_config(cfg: SimConfig, synth: bool = True) -> dict[str, Any]:
     """Simulate every layer of ``cfg``: ``{"config", "energy_table", "arch", "layers",
     "side", "skipped", "total"}`` with one :func:`codesign.sim.run.summarize` row per
@@ -93,10 +123,15 @@ def run_config(cfg: SimConfig, synth: bool = True) -> dict[str, Any]:
     the layers and the side tensors."""
     table = load_table(cfg.energy_table)
     expanded = expand(cfg)
+    for layer in expanded.layers:
+        check_simulated_layer(layer, cfg.arch)
     rows = []
     for index, layer in enumerate(expanded.layers):
         start = time.perf_counter()
-        reference, enc = encode_layer(layer.weights, layer.config)
+        try:
+            reference, enc = encode_layer(layer.weights, layer.config)
+        except PrecisionError as exc:
+            raise PrecisionError(f"layer {layer.name}: {exc}") from None
         encode_s = time.perf_counter() - start
         work = layer_work(
             layer.name,

@@ -63,8 +63,8 @@ from typing import Any
 
 import jsonschema
 import numpy as np
-import yaml
 
+from codesign.config_files import Validator, check_finite, integer_hint, load_yaml
 from codesign.experiments.jobs.compress import MODELS
 from codesign.experiments.sweeps.expressions import ExpressionError, parse
 from codesign.experiments.sweeps.stages import STAGES, Point, Stage
@@ -331,15 +331,16 @@ def _message(error: jsonschema.ValidationError, root: str = "") -> str:
         allowed = [*props, *(_DOTTED[p][0] for p in patterns if p in _DOTTED)]
         where = f"{path}.{unknown[0]}" if path else unknown[0]
         return f"{where}: unknown key; allowed keys: {', '.join(allowed) or '(none)'}"
-    return f"{path or 'config'}: {error.message}"
+    hint = integer_hint(error.instance) if error.validator == "type" else ""
+    return f"{path or 'config'}: {error.message}{hint}"
 
 
 def _check_schema(value: Any, schema: dict[str, Any], root: str = "") -> None:
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = Validator(schema)
     errors = sorted(validator.iter_errors(value), key=lambda e: [str(p) for p in e.path])
     if errors:
         lines = list(dict.fromkeys(_message(e, root) for e in errors))
-        raise SweepConfigError("\n".join(lines))
+        raise SweepConfigError("; ".join(lines))
 
 
 def validate_config(config: Any, name: str = "sweep") -> dict[str, Any]:
@@ -347,6 +348,7 @@ def validate_config(config: Any, name: str = "sweep") -> dict[str, Any]:
     state; return it with ``name`` filled in."""
     if not isinstance(config, dict):
         raise SweepConfigError(f"a sweep config is a mapping, got {type(config).__name__}")
+    check_finite(config, SweepConfigError)
     _check_schema(config, config_schema())
     if "grid" not in config and "random" not in config:
         raise SweepConfigError("config: give grid, random or both (nothing to sweep)")
@@ -431,13 +433,14 @@ def _check_report_keys(config: dict[str, Any]) -> None:
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
-    """Read and validate a YAML sweep config (``name`` defaults to the file's stem)."""
+    """Read (:func:`codesign.config_files.load_yaml`) and validate a YAML sweep config
+    (``name`` defaults to the file's stem); errors name the file."""
     path = Path(path)
+    config = load_yaml(path, SweepConfigError)
     try:
-        config = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SweepConfigError(f"{path}: not valid YAML: {exc}") from None
-    return validate_config(config, path.stem)
+        return validate_config(config, path.stem)
+    except SweepConfigError as exc:
+        raise SweepConfigError(f"{path}: {exc}") from None
 
 
 def _grids(config: dict[str, Any]) -> list[dict[str, list]]:
@@ -597,11 +600,12 @@ def _normalize(draft: _Draft, default_stages: list[str]) -> Point:
 
 
 def _check_value(draft: _Draft, key: str, value: Any, schema: dict[str, Any]) -> None:
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = Validator(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(value))
     if error is not None:
         sub = ".".join(str(p) for p in error.absolute_path)
-        raise draft.error(f"{key}.{sub}" if sub else key, error.message)
+        hint = integer_hint(error.instance) if error.validator == "type" else ""
+        raise draft.error(f"{key}.{sub}" if sub else key, error.message + hint)
 
 
 def _normalize_workload(draft: _Draft, workload: dict[str, Any] | None) -> dict | None:

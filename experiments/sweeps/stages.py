@@ -348,11 +348,13 @@ def run_synth(point: Point) -> Metrics:
     logic cells (the others) and logic depth; with ``arch.target`` (``ice40``/``ecp5``)
     also LUTs, FPGA flip-flops and Fmax after place and route
     (:func:`codesign.hw.fpga.place_and_route`)."""
+    from codesign.experiments.jobs.hardware import check_block
     from codesign.hw.synth import synthesize
 
     block = _block_of(point)
-    params = _block_params(point, block)
-    stats = synthesize(block.name, point_spec(point), **params)
+    spec, params = point_spec(point), _block_params(point, block)
+    check_block(block, *block.resolve(spec, params), synth=True)
+    stats = synthesize(block.name, spec, **params)
     dff = stats.cells.get("DFF", 0)
     metrics = {
         "cells": stats.total,
@@ -363,7 +365,7 @@ def run_synth(point: Point) -> Metrics:
     if point["arch"].get("target"):
         from codesign.hw.fpga import place_and_route
 
-        fpga = place_and_route(block.name, point["arch"]["target"], point_spec(point), **params)
+        fpga = place_and_route(block.name, point["arch"]["target"], spec, **params)
         metrics.update(luts=fpga.luts, ffs=fpga.ffs, fmax_mhz=fpga.fmax_mhz)
     return metrics
 
