@@ -113,6 +113,7 @@ def run_config(cfg: SimConfig, synth: bool = True) -> dict[str, Any]:
             enc.dtype,
             cfg.seed + index,
             layer.geometry,
+            cfg.engine,
         )
         row = summarize(result)
         row.update(spec=enc.spec.to_dict(), encode_s=encode_s, reuse=layer.geometry.reuse)
