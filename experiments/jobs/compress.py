@@ -34,11 +34,12 @@ from typing import Any
 import numpy as np
 
 from codesign.experiments.jobs.tables import STORAGE_HEADER, render, skipped_lines, storage_row
+from codesign.models.encoded_cache import compress_layer
 from codesign.models.examples import EXAMPLES, example_path
-from codesign.models.format import Format
+from codesign.models.format import Encoded, Format
 from codesign.models.overrides import resolve, unused_patterns
 from codesign.models.registry import get_format
-from codesign.models.report import LayerReport, report_layer, total_report
+from codesign.models.report import LayerReport, report_encoded, report_layer, total_report
 from codesign.models.specs import Spec
 from codesign.models.weight_files import ModelFile, Tensor, open_model, select_names
 from codesign.models.workloads import (
@@ -278,21 +279,18 @@ class Comparison:
 
 
 def compare(
-    workload: Workload, base: Mapping[str, Any], overrides: Sequence[Mapping[str, Any]] = ()
+    workload: Workload,
+    base: Mapping[str, Any],
+    overrides: Sequence[Mapping[str, Any]] = (),
+    cache: bool = False,
 ) -> Comparison:
     """Compress every layer of ``workload`` with its plan (:func:`layer_plans` of
     ``base`` and ``overrides``) and report it; raises ``ValueError`` when the layers
-    end at different value precisions."""
+    end at different value precisions. ``cache``: read and keep the encodings in the
+    encoded-layer cache (:mod:`codesign.models.encoded_cache`)."""
     plans = layer_plans([x.name for x in workload.layers], base, overrides)
     reports = [
-        report_layer(
-            layer.name,
-            prepare(layer, plan.quantize),
-            get_format(plan.format),
-            plan.spec,
-            plan.sparsity,
-        )
-        for layer, plan in zip(workload.layers, plans, strict=True)
+        _report(layer, plan, cache) for layer, plan in zip(workload.layers, plans, strict=True)
     ]
     precisions = {r.precision for r in reports}
     if len(precisions) > 1:
@@ -304,6 +302,24 @@ def compare(
         )
     by_format = any(p.format == "xor" and p.quantize is None for p in plans)
     return Comparison(workload, tuple(plans), tuple(reports), precisions.pop(), by_format)
+
+
+def _report(layer: Layer, plan: LayerPlan, cache: bool) -> LayerReport:
+    """The storage report of one layer stored as ``plan`` says."""
+    fmt = get_format(plan.format)
+    reference, enc = encode(layer, plan, cache)
+    weights = prepare(layer, plan.quantize) if fmt.approximates else None
+    return report_encoded(layer.name, reference, enc, fmt, weights, plan.sparsity)
+
+
+def encode(layer: Layer, plan: LayerPlan, cache: bool = False) -> tuple[np.ndarray, Encoded]:
+    """``(reference, encoded)`` of ``layer`` quantized, pruned and encoded as ``plan``
+    says (:func:`codesign.models.encoded_cache.compress_layer`; ``cache``: through the
+    encoded-layer cache)."""
+    weights = check_weights(layer.weights, layer.name)
+    return compress_layer(
+        weights, plan.format, plan.spec, plan.sparsity, plan.quantize, cache=cache
+    )
 
 
 def compress(fmt_name: str, spec: Spec, workload: Workload, **kw: Any) -> Comparison:

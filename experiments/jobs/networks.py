@@ -74,7 +74,8 @@ def compare_formats(
         )
         base = {"format": fmt, "spec": spec, "sparsity": target, "quantize": quantize}
         try:
-            rows.append(FormatRow(fmt, spec, target, compare(workload, base), None))
+            result = compare(workload, base, cache=True)
+            rows.append(FormatRow(fmt, spec, target, result, None))
         except ValueError as exc:
             rows.append(FormatRow(fmt, spec, target, None, str(exc)))
     return rows

@@ -203,7 +203,7 @@ def run_compress(point: Point) -> Metrics:
     layers stored in BMWM, DARB or CSR their decode cost with ``arch.index_units``
     index units (:func:`codesign.experiments.jobs.decode_metrics.decode_metrics`)."""
     result: Comparison = compare(
-        point_workload(point["workload"]), point_base(point), point["overrides"]
+        point_workload(point["workload"]), point_base(point), point["overrides"], cache=True
     )
     units = point["arch"].get("index_units", DEFAULT_LANES)
     cost = decode_metrics(result.workload.layers, result.plans, units)
@@ -545,9 +545,9 @@ def quality_metrics(point: Point, cfg: Any) -> Metrics:
     masked fine-tuning, :meth:`~codesign.models.workloads.DigitsMLP.finetune`, with the
     compressed layers' decoded masks fixed and the dense layers free, then the
     compressed layers quantized again to ``quantize`` bits), ``dense_accuracy`` and
-    ``accuracy_loss`` (dense minus the last of the two). The layers are encoded a second
-    time here (``run_config`` keeps its encodings to itself), which doubles the
-    encoding time of a point."""
+    ``accuracy_loss`` (dense minus the last of the two). The encodings are the ones
+    ``run_config`` made: read back from the encoded-layer cache
+    (:mod:`codesign.models.encoded_cache`), not encoded a second time."""
     import numpy as np
 
     from codesign.models.quality import kept_mass_ratio
