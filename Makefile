@@ -1,5 +1,7 @@
 # `make demo` and `make test` set up everything they need on a fresh machine:
-# a local virtual environment with the project installed, and Icarus Verilog.
+# a local virtual environment with the project installed, Icarus Verilog, and the
+# example weight file of the README's tour. `make shell` opens a shell in which
+# `codesign` is on PATH.
 
 VENV ?= .venv
 PYTHON ?= python3
@@ -7,7 +9,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup demo test fuzz lint bench iverilog clean experiments exp1 exp2 exp3 exp4 exp5 exp6 exp7 exp8 sim-study
+.PHONY: setup demo test fuzz lint bench iverilog clean shell experiments exp1 exp2 exp3 exp4 exp5 exp6 exp7 exp8 sim-study
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,10 +27,24 @@ iverilog:
 		exit 1; \
 	fi
 
-setup: $(STAMP) iverilog
+EXAMPLE_WEIGHTS := examples/layer.safetensors
+# Seeded: the same command writes the same file (the README's tour runs it too).
+$(EXAMPLE_WEIGHTS): $(STAMP)
+	$(VENV)/bin/codesign weights --synthetic 256x256 --distribution laplacian -o $@
+
+ON_PATH := codesign is installed in $(VENV)/bin; to type it directly: source $(VENV)/bin/activate (or: make shell)
+
+setup: $(STAMP) iverilog $(EXAMPLE_WEIGHTS)
+	@echo "$(ON_PATH)"
 
 demo: setup
 	$(VENV)/bin/codesign demo
+	@echo "$(ON_PATH)"
+
+# A shell with the virtual environment active (exit it to come back).
+shell: setup
+	@echo "codesign is on PATH in this shell; exit to leave it"
+	@VIRTUAL_ENV="$(abspath $(VENV))" PATH="$(abspath $(VENV))/bin:$$PATH" $${SHELL:-/bin/sh} -i
 
 test: setup
 	$(VENV)/bin/ruff check codesign models hw sim experiments tests rtl_tests benchmarks
@@ -73,4 +89,4 @@ bench: setup
 	$(PY) benchmarks/bench_networks.py
 
 clean:
-	rm -rf $(VENV) results sim_build .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) results sim_build .pytest_cache .ruff_cache .hypothesis $(EXAMPLE_WEIGHTS)

@@ -13,7 +13,7 @@ Five subpackages, layered; an arrow is an allowed import, and none goes the othe
 * :mod:`~codesign.experiments.studies` — the named studies (``python -m
   codesign.experiments.studies.<name>``). Import jobs, sweeps and reports.
 * :mod:`~codesign.experiments.cli` — the ``codesign`` command, one module per subcommand.
-  May import all of the above; nothing imports it.
+  Imports jobs, sweeps and reports (never studies); nothing imports it.
 
 ``configs/`` holds the example simulator configs and the named experiments' sweep configs
 (shipped as package data, :data:`CONFIGS`).

@@ -11,7 +11,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Callable
 from typing import Any, ClassVar
+
+#: The sparsity (fraction of weights pruned) that a default derived from a target rate
+#: assumes when none is given: the Viterbi threshold of the hardware blocks
+#: (:meth:`ViterbiSpec.rate_threshold`) and the target of `codesign demo`.
+DEFAULT_SPARSITY = 0.9
 
 
 class SpecError(ValueError):
@@ -44,14 +50,19 @@ class Spec:
     Subclasses declare ``format_name`` and, per field kind, a table of what is allowed:
     ``_ranges`` maps integer fields to ``(lo, hi)`` (``hi`` ``None`` for unbounded),
     ``_real_ranges`` maps real fields to inclusive ``(lo, hi)``, ``_choices`` maps
-    string fields to their allowed values. Fields whose default is ``None`` mean
-    "derive from the matrix" and are validated only when given.
+    string fields to their allowed values, ``_bounds`` maps integer fields to an upper
+    bound that depends on other fields: ``(the bound as a formula, spec -> bound)``,
+    checked after the fixed ranges and listed by :meth:`field_help`. Fields whose
+    default is ``None`` mean "derive from the matrix" (``_unset`` says otherwise where
+    they mean something else) and are validated only when given.
     """
 
     format_name: ClassVar[str] = ""
     _ranges: ClassVar[dict[str, tuple[int, int | None]]] = {}
     _real_ranges: ClassVar[dict[str, tuple[float, float]]] = {}
     _choices: ClassVar[dict[str, tuple[str, ...]]] = {}
+    _bounds: ClassVar[dict[str, tuple[str, Callable[[Any], int]]]] = {}
+    _unset_means: ClassVar[dict[str, str]] = {}
 
     def __post_init__(self) -> None:
         name = type(self).__name__
@@ -67,6 +78,11 @@ class Spec:
                 raise SpecError(
                     f"{name}.{field} must be one of {', '.join(allowed)}, got {value!r}"
                 )
+        for field, (formula, bound) in self._bounds.items():
+            value, hi = getattr(self, field), bound(self)
+            if not self._unset(field) and value > hi:
+                lo = self._ranges[field][0]
+                raise SpecError(f"{name}.{field} must be in {lo}..{formula}={hi}, got {value}")
         self.validate()
 
     def _unset(self, field: str) -> bool:
@@ -117,20 +133,32 @@ class Spec:
 
     @classmethod
     def field_help(cls) -> list[tuple[str, str, str]]:
-        """``(field, default, allowed range)`` rows for listing a spec's fields."""
+        """``(field, default, allowed range)`` rows for listing a spec's fields; a bound
+        that depends on other fields is given as its formula and its value at the
+        defaults (``0..2^n_c (0..16 at the defaults)``)."""
         rows = []
+        defaults = cls()
         for f in dataclasses.fields(cls):
             lo, hi = cls._ranges.get(f.name, cls._real_ranges.get(f.name, (None, None)))
+            formula, bound = cls._bounds.get(f.name, (None, None))
             if f.name in cls._choices:
                 allowed = " | ".join(cls._choices[f.name])
             elif lo is None:
                 allowed = "any"
+            elif bound is not None:
+                top = bound(defaults) if hi is None else min(hi, bound(defaults))
+                at_defaults = f"{lo}..{top} at the defaults"
+                if hi is None:
+                    allowed = f"{lo}..{formula} ({at_defaults})"
+                else:
+                    allowed = f"{lo}..{hi}, at most {formula} ({at_defaults})"
             elif hi is None:
                 allowed = f">= {lo}"
             else:
                 allowed = f"{lo}..{hi}"
             if f.default is None and lo is not None:
-                allowed += " or unset (derived from the matrix)"
+                unset = cls._unset_means.get(f.name, "derived from the matrix")
+                allowed += f" or unset ({unset})"
             rows.append((f.name, repr(f.default), allowed))
         return rows
 
@@ -244,13 +272,10 @@ class NmSpec(Spec):
     A row whose length is not a multiple of ``m`` ends in a short group."""
 
     format_name: ClassVar[str] = "nm"
-    _ranges: ClassVar[dict[str, tuple[int, int | None]]] = {"n": (1, 64), "m": (1, 64)}
+    _ranges: ClassVar[dict[str, tuple[int, int | None]]] = {"n": (1, None), "m": (1, 64)}
+    _bounds: ClassVar[dict[str, tuple[str, Callable[[Any], int]]]] = {"n": ("m", lambda s: s.m)}
     n: int = 2
     m: int = 4
-
-    def validate(self) -> None:
-        if self.n > self.m:
-            raise SpecError(f"NmSpec.n must be in 1..m={self.m}, got {self.n}")
 
 
 @register_spec
@@ -275,9 +300,10 @@ class ViterbiSpec(Spec):
     each comparator group linearly independent, so n_c ≤ n_in + n_ff); mask bit j of a
     cycle = (integer value of raw group j, n_c bits) < ``threshold``, so
     P(keep) = threshold / 2^n_c. ``threshold`` unset: calibrated at encode time to the
-    target sparsity. ``segment``: VD cycles per segment (the state resets at each
-    segment start; one segment covers segment·n_out weights of the row-major matrix).
-    Index bits per weight = n_in / n_out.
+    target sparsity; a hardware block takes :meth:`rate_threshold` at
+    :data:`DEFAULT_SPARSITY` (:meth:`with_rate_threshold`). ``segment``: VD cycles per
+    segment (the state resets at each segment start; one segment covers segment·n_out
+    weights of the row-major matrix). Index bits per weight = n_in / n_out.
     """
 
     format_name: ClassVar[str] = "viterbi"
@@ -286,10 +312,15 @@ class ViterbiSpec(Spec):
         "n_out": (1, 64),
         "n_ff": (1, 12),
         "n_c": (1, 8),
-        "threshold": (0, 256),
+        "threshold": (0, None),
         "seed": (0, None),
         "segment": (1, None),
     }
+    _bounds: ClassVar[dict[str, tuple[str, Callable[[Any], int]]]] = {
+        "threshold": ("2^n_c", lambda s: 2**s.n_c),
+        "n_c": ("n_in + n_ff", lambda s: s.n_in + s.n_ff),
+    }
+    _unset_means: ClassVar[dict[str, str]] = {"threshold": "calibrated to the sparsity"}
     n_in: int = 1
     n_out: int = 5
     n_ff: int = 8
@@ -298,16 +329,23 @@ class ViterbiSpec(Spec):
     seed: int = 0
     segment: int = 256
 
+    def rate_threshold(self, sparsity: float = DEFAULT_SPARSITY) -> int:
+        """The threshold whose comparator rate T / 2^n_c is the lowest at or above the
+        kept fraction 1 − ``sparsity``: T = max(1, ⌈(1 − sparsity)·2^n_c⌉) — 2 at the
+        defaults (n_c = 4, sparsity 0.9: rate 0.125 for 10 % kept). Calibration tries it
+        first (:func:`codesign.models.viterbi.calibrate`, strategy ``rate``); the search
+        then keeps fewer weights than the rate, and calibration moves θ to meet the
+        sparsity."""
+        return max(1, math.ceil((1.0 - sparsity) * 2**self.n_c))
+
+    def with_rate_threshold(self, sparsity: float = DEFAULT_SPARSITY) -> ViterbiSpec:
+        """This spec with ``threshold`` = :meth:`rate_threshold` of ``sparsity`` when it is
+        unset (the hardware blocks' default: the comparators hard-wire a threshold)."""
+        if self.threshold is not None:
+            return self
+        return dataclasses.replace(self, threshold=self.rate_threshold(sparsity))
+
     def validate(self) -> None:
-        if self.threshold is not None and self.threshold > 2**self.n_c:
-            raise SpecError(
-                f"ViterbiSpec.threshold must be in 0..2^n_c={2**self.n_c}, got {self.threshold}"
-            )
-        if self.n_c > self.n_in + self.n_ff:
-            raise SpecError(
-                f"ViterbiSpec.n_c must be in 1..n_in + n_ff = {self.n_in + self.n_ff} (a "
-                f"comparator group needs linearly independent taps), got {self.n_c}"
-            )
         rows, limit = self.n_out * self.n_c, 2 ** (self.n_in + self.n_ff) - 1
         if rows > limit:
             raise SpecError(
@@ -334,8 +372,8 @@ class XorSpec(Spec):
     pruning search (``compress`` with a sparsity), not from a given mask; the slots
     they keep may hold zero weights, which decode to zero only with ``uniform``.
     ``mask_threshold``: the ``viterbi`` mask's comparator threshold (ViterbiSpec
-    ``threshold``, 0..256), set by ``compress``'s calibration (unset: calibrated);
-    only with ``mask_format='viterbi'``.
+    ``threshold`` of the default VD, 0..2^n_c = 0..16), set by ``compress``'s
+    calibration (unset: calibrated); only with ``mask_format='viterbi'``.
     ``segment``: blocks per segment of a plane; the shift register starts from zero at
     each segment start, so segments encode and decode independently.
     ``dp_states``: the width of the n_s ≥ 2 encoder — the largest trellis, in states
@@ -353,9 +391,10 @@ class XorSpec(Spec):
         "seed": (0, None),
         "value_bits": (1, 16),
         "segment": (1, None),
-        "mask_threshold": (0, 256),
+        "mask_threshold": (0, 2**ViterbiSpec.n_c),
         "dp_states": (1, 2**20),
     }
+    _unset_means: ClassVar[dict[str, str]] = {"mask_threshold": "calibrated to the sparsity"}
     _choices: ClassVar[dict[str, tuple[str, ...]]] = {
         "quant": ("uniform", "binary"),
         "mask_format": ("bitmap", "csr", "relative", "viterbi", "lbi"),
@@ -377,8 +416,6 @@ class XorSpec(Spec):
                 f"XorSpec.mask_threshold is the threshold of a viterbi mask; unset it for "
                 f"mask_format={self.mask_format!r} or use mask_format='viterbi'"
             )
-        if self.mask_threshold is not None:
-            ViterbiSpec(threshold=self.mask_threshold)
         state_bits = (self.n_s - 1) * self.n_in
         if state_bits > 20:
             raise SpecError(
@@ -411,17 +448,13 @@ class LbiSpec(Spec):
         "tile_cols": (1, 4096),
     }
     _choices: ClassVar[dict[str, tuple[str, ...]]] = {"semiring": ("bool", "gf2")}
+    _bounds: ClassVar[dict[str, tuple[str, Callable[[Any], int]]]] = {
+        "rank": ("min(tile_rows, tile_cols)", lambda s: min(s.tile_rows, s.tile_cols))
+    }
     rank: int = 8
     tile_rows: int = 64
     tile_cols: int = 64
     semiring: str = "bool"
-
-    def validate(self) -> None:
-        limit = min(self.tile_rows, self.tile_cols)
-        if self.rank > limit:
-            raise SpecError(
-                f"LbiSpec.rank must be in 1..min(tile_rows, tile_cols)={limit}, got {self.rank}"
-            )
 
 
 @register_spec
@@ -470,5 +503,6 @@ class LowrankSpec(Spec):
     format_name: ClassVar[str] = "lowrank"
     _ranges: ClassVar[dict[str, tuple[int, int | None]]] = {"rank": (1, None)}
     _real_ranges: ClassVar[dict[str, tuple[float, float]]] = {"energy": (1e-6, 1.0)}
+    _unset_means: ClassVar[dict[str, str]] = {"rank": "the smallest keeping energy"}
     rank: int | None = None
     energy: float = 0.95

@@ -17,7 +17,8 @@ fraction q); the kept fraction rises with q and with the threshold T.
   q = T / 2^n_c (so :meth:`ViterbiFormat.encode` with the resolved T reproduces the mask
   when no refinement follows); when T's steps are too coarse, the search on q at the
   bracketing T closest to the target, then at the other.
-* ``strategy="rate"`` (the default): T = ⌈(1 − sparsity)·2^n_c⌉, the lowest comparator
+* ``strategy="rate"`` (the default): T = ⌈(1 − sparsity)·2^n_c⌉
+  (:meth:`~codesign.models.specs.ViterbiSpec.rate_threshold`), the lowest comparator
   rate at or above the target, then the search on q; the ``"threshold"`` loop if that T
   cannot reach the target. Measured on gaussian and digits-MLP layers it keeps more
   |w| mass at the same kept fraction than the T the ``"threshold"`` loop lands on
@@ -49,7 +50,6 @@ threshold and the reachable range.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 
@@ -297,7 +297,7 @@ def _calibrated(cal: _Calibration, strategy: str) -> ViterbiPruning:
     if spec.threshold is not None:
         cal.theta_search(spec.threshold, cal.fewest, 1.0)
     elif strategy == "rate":
-        cal.theta_search(max(1, math.ceil(cal.target * cal.full)), cal.fewest, 1.0)
+        cal.theta_search(spec.rate_threshold(1.0 - cal.target), cal.fewest, 1.0)
     if spec.threshold is None and not cal.done():
         cal.threshold_bisection()
     if not cal.done():

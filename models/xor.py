@@ -46,14 +46,20 @@ import dataclasses
 
 import numpy as np
 
+from codesign.models.bitmap import BitmapFormat
 from codesign.models.bitplanes import SCALE_BITS, BitPlanes, planes_to_values, to_bitplanes
+from codesign.models.csr import CsrFormat
 from codesign.models.format import Decoded, Encoded, Format, FormatError, Stream, ceil_log2
 from codesign.models.gf2 import pack, unpack
+from codesign.models.lbi import LbiFormat, fit_tiles
+from codesign.models.relative import RelativeFormat
 from codesign.models.specs import LbiSpec, Spec, ViterbiSpec, XorSpec
+from codesign.models.viterbi import ViterbiFormat
 from codesign.models.workloads import check_weights
 from codesign.models.xor_encode import decode_blocks, encode_blocks, traceback_bytes
 
 __all__ = [
+    "MASK_FORMATS",
     "MAX_TRACEBACK_BYTES",
     "SEARCHED_MASKS",
     "MAX_TRANSITIONS_LOG2",
@@ -217,10 +223,14 @@ SEARCHED_MASKS = ("viterbi", "lbi")
 """Mask formats whose mask comes from their own pruning search, not from a given mask."""
 
 
-def _mask_format(spec: XorSpec) -> Format:
-    from codesign.models.registry import get_format  # the registry imports this module
+#: The formats a mask may be stored in (``XorSpec.mask_format``), by name.
+MASK_FORMATS: dict[str, Format] = {
+    cls.name: cls() for cls in (BitmapFormat, CsrFormat, RelativeFormat, ViterbiFormat, LbiFormat)
+}
 
-    return get_format(spec.mask_format)
+
+def _mask_format(spec: XorSpec) -> Format:
+    return MASK_FORMATS[spec.mask_format]
 
 
 def mask_spec(spec: XorSpec, shape: tuple[int, int]) -> Spec:
@@ -230,9 +240,7 @@ def mask_spec(spec: XorSpec, shape: tuple[int, int]) -> Spec:
     if spec.mask_format == "viterbi":
         return ViterbiSpec(threshold=spec.mask_threshold)
     if spec.mask_format == "lbi":
-        lbi = LbiSpec()
-        rows, cols = min(lbi.tile_rows, shape[0]), min(lbi.tile_cols, shape[1])
-        return LbiSpec(rank=min(lbi.rank, rows, cols), tile_rows=rows, tile_cols=cols)
+        return fit_tiles(LbiSpec(), shape)
     return _mask_format(spec).spec_type()
 
 

@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from codesign.experiments.cli.main import main
-from codesign.experiments.reports.results_table import PARAM_UNITS, axis_label, names
+from codesign.experiments.reports.labels import COLUMNS, axis_label
+from codesign.experiments.reports.results_table import names
 from codesign.experiments.sweeps.config import (
     SweepConfigError,
     expand,
@@ -64,13 +65,11 @@ def test_each_experiment_validates_and_plans_its_points(name):
 
 
 def declared_units(config: dict) -> dict[str, str]:
-    units = {k: u for stage in STAGES.values() for k, u in stage.units.items()}
-    units.update({c["name"]: c["unit"] for c in config.get("columns", []) if "unit" in c})
-    return units
+    return {c["name"]: c["unit"] for c in config.get("columns", []) if "unit" in c}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_POINTS))
-def test_every_axis_of_every_experiment_has_a_unit(name):
+def test_every_axis_of_every_experiment_has_a_name_and_unit(name):
     config = load_config(CONFIGS / f"{name}.yaml")
     units = declared_units(config)
     for i, plot in enumerate(config["plots"]):
@@ -80,14 +79,17 @@ def test_every_axis_of_every_experiment_has_a_unit(name):
         for axis, column, label in axes:
             shown = label or axis_label(column, units)
             assert shown.endswith(")"), f"{name} plot {i} {axis}={column}: no unit in {shown!r}"
+            if column in COLUMNS and not label:
+                entry = COLUMNS[column]
+                assert shown == f"{entry.name} ({entry.unit})", f"{name} plot {i}: {shown!r}"
 
 
-def test_parameter_units_cover_the_swept_numeric_keys():
+def test_every_swept_numeric_parameter_on_an_axis_is_named():
     for name in EXPECTED_POINTS:
         config = load_config(CONFIGS / f"{name}.yaml")
         for plot in config["plots"]:
             if plot["x"].startswith(("spec.", "arch.")):
-                assert plot["x"] in PARAM_UNITS, f"{name}: {plot['x']} has no unit"
+                assert plot["x"] in COLUMNS, f"{name}: {plot['x']} has no name and unit"
 
 
 # ---------------------------------------------------------------- end to end

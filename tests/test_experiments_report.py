@@ -396,8 +396,8 @@ def test_plots_have_panels_units_references_colour_and_pareto(report):
     assert png1.name == "plot1-index_bits_per_weight_total_bits-vs-sparsity.png"
     text1, text2 = svg1.read_text(), svg2.read_text()
     for label in (
-        "index_bits_per_weight (bits/weight)",
-        "total_bits (bits)",
+        "index storage (bits/weight)",
+        "total storage (bits)",
         "sparsity (fraction of weights pruned)",
         "mask entropy",
         "one bit",
@@ -412,8 +412,8 @@ def test_plots_have_panels_units_references_colour_and_pareto(report):
         "kept from nnz",
         "1 - S",
         "Pareto front (min x, max y)",
-        "kept_fraction (fraction of weights)",
-        "index_bits_per_weight (bits/weight)",
+        "kept weights (fraction of weights)",
+        "index storage (bits/weight)",
     ):
         assert label in text2
     assert png2.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -96,12 +96,6 @@ def test_sidecar(tmp_path, spec):
 @pytest.mark.parametrize(
     ("spec", "params", "message"),
     [
-        (None, {}, r"spec\.threshold is unset; .* threshold to an integer in 0\.\.2\^n_c=16"),
-        (
-            ViterbiSpec(n_c=2),
-            {},
-            r"spec\.threshold is unset; .* threshold to an integer in 0\.\.2\^n_c=4",
-        ),
         (RelativeSpec(), {}, r"block 'viterbi' needs a ViterbiSpec, got RelativeSpec"),
         (ViterbiSpec(threshold=3), {"n_cols": 8}, r"no parameter\(s\) n_cols; .* \(none\)"),
     ],
@@ -116,10 +110,20 @@ def test_bad_input_raises_before_writing(tmp_path, spec, params, message):
 def test_check_params_direct():
     with pytest.raises(ValueError, match=r"ViterbiDecompressor needs a ViterbiSpec"):
         check_params(RelativeSpec())
-    with pytest.raises(ValueError, match=r"threshold is unset"):
-        check_params(ViterbiSpec())
-    with pytest.raises(ValueError, match=r"threshold is unset"):
-        verilog("viterbi")
+    with pytest.raises(
+        ValueError, match=r"spec\.threshold is unset; .* threshold to an integer in 0\.\.2\^n_c=4"
+    ):
+        check_params(ViterbiSpec(n_c=2))
+
+
+@pytest.mark.parametrize(("n_c", "threshold"), [(4, 2), (2, 1), (6, 7), (8, 26)])
+def test_block_takes_the_rate_threshold_of_the_default_sparsity(n_c, threshold):
+    """The block fills an unset threshold with ⌈(1 − 0.9)·2^n_c⌉; a given one is kept."""
+    _, sidecar = verilog("viterbi", ViterbiSpec(n_c=n_c, n_ff=8))
+    assert sidecar["spec"]["threshold"] == threshold == ViterbiSpec(n_c=n_c).rate_threshold()
+    assert sidecar["matrices"]["threshold"] == [threshold]
+    _, given = verilog("viterbi", ViterbiSpec(n_c=n_c, threshold=1))
+    assert given["spec"]["threshold"] == 1
 
 
 # ---------------------------------------------------------------- expected cells

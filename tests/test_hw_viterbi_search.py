@@ -90,7 +90,6 @@ def test_timing_figures():
     ("spec", "params", "message"),
     [
         (RelativeSpec(), {}, r"needs a ViterbiSpec, got RelativeSpec"),
-        (ViterbiSpec(n_ff=4, n_c=2), {}, r"threshold is unset.*0\.\.2\^n_c=4"),
         (
             ViterbiSpec(n_ff=11, n_in=2, threshold=3),
             {},
@@ -111,6 +110,11 @@ def test_bad_input_raises_before_writing(tmp_path, spec, params, message):
     with pytest.raises(ValueError, match=message):
         write("viterbi_search", spec, out, **params)
     assert not out.exists()
+
+
+def test_check_params_needs_the_threshold():
+    with pytest.raises(ValueError, match=r"threshold is unset.*0\.\.2\^n_c=4"):
+        check_params(ViterbiSpec(n_ff=4, n_c=2), 8, 256)
 
 
 def test_max_segment_bounds_are_inclusive():

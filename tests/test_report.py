@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from codesign.experiments.cli.main import main
-from codesign.experiments.reports.sweep_report import ReportError, axis_label, write_report
+from codesign.experiments.reports.labels import axis_label
+from codesign.experiments.reports.sweep_report import ReportError, write_report
 from codesign.experiments.sweeps.config import plan, validate_config
 from codesign.experiments.sweeps.runner import run_sweep
 from codesign.experiments.sweeps.store import DONE, FAILED, Store
@@ -138,7 +139,7 @@ def test_a_default_plot_when_the_config_declares_none(tmp_path):
     assert png.name == "plot1-index_bits_per_weight-vs-sparsity.png"
     assert png.parent == tmp_path / "report" / "plots" and svg.stat().st_size > 0
     summary = files.summary.read_text()
-    assert "index_bits_per_weight vs sparsity, by format" in summary
+    assert "index storage vs sparsity, by storage format" in summary
     assert "No objectives declared" in summary
 
 
@@ -173,9 +174,14 @@ def test_report_without_a_store_exits_2(tmp_path, capsys):
     assert "no sweep store" in capsys.readouterr().err
 
 
-def test_axis_labels_carry_units():
-    units = {"index_bits_per_weight": "bits/weight"}
-    assert axis_label("index_bits_per_weight", units) == "index_bits_per_weight (bits/weight)"
-    assert axis_label("sparsity", {}) == "sparsity (fraction of weights pruned)"
-    assert axis_label("arch.block_bits", {}) == "arch.block_bits (bits)"
-    assert axis_label("spec.seed", {}) == "spec.seed"
+def test_axis_labels_carry_names_and_units():
+    assert axis_label("index_bits_per_weight") == "index storage (bits/weight)"
+    assert axis_label("pj_per_mac") == "energy per dense-equivalent MAC (pJ)"
+    assert axis_label("energy_dram_pj") == "DRAM energy (pJ)"
+    assert axis_label("energy_decoder_pj") == "decoder energy (pJ)"
+    assert axis_label("sparsity") == "sparsity (fraction of weights pruned)"
+    assert axis_label("simulate.total_bits") == "total storage (bits)"  # a stage clash
+    assert axis_label("arch.block_bits") == "patch block number (bits)"
+    assert axis_label("mask_bits") == "mask_bits (bits)"  # not in the table: its name
+    assert axis_label("out_per_in", {"out_per_in": "×"}) == "out_per_in (×)"  # derived
+    assert axis_label("spec.seed") == "spec.seed"

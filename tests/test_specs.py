@@ -8,10 +8,12 @@ from codesign.models.registry import FORMATS
 from codesign.models.specs import (
     BlockSpec,
     CsrSpec,
+    LbiSpec,
     NmSpec,
     RelativeSpec,
     Spec,
     SpecError,
+    ViterbiSpec,
     XorSpec,
     parse_spec,
     spec_class,
@@ -79,3 +81,32 @@ def test_field_help_lists_ranges():
     assert rows["col_bits"].startswith("1..64")
     assert dict((f, a) for f, _, a in NmSpec.field_help())["m"] == "1..64"
     assert dict((f, a) for f, _, a in XorSpec.field_help())["dp_states"] == "1..1048576"
+
+
+def test_bounds_on_other_fields_are_checked_and_listed():
+    with pytest.raises(SpecError, match=r"ViterbiSpec.threshold must be in 0\.\.2\^n_c=4, got 5"):
+        ViterbiSpec(n_c=2, threshold=5)
+    with pytest.raises(SpecError, match=r"LbiSpec.rank must be in 1\.\.min\(tile_rows, tile"):
+        LbiSpec(rank=5, tile_rows=4)
+    rows = {f: a for f, _, a in ViterbiSpec.field_help()}
+    assert rows["threshold"] == (
+        "0..2^n_c (0..16 at the defaults) or unset (calibrated to the sparsity)"
+    )
+    assert rows["n_c"] == "1..8, at most n_in + n_ff (1..8 at the defaults)"
+    assert {f: a for f, _, a in LbiSpec.field_help()}["rank"].startswith(
+        "1..16, at most min(tile_rows, tile_cols) (1..16 at the defaults)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("n_c", "sparsity", "threshold"),
+    [(4, 0.9, 2), (4, 0.75, 4), (4, 0.99, 1), (8, 0.9, 26), (1, 0.0, 2)],
+)
+def test_rate_threshold(n_c, sparsity, threshold):
+    """T = max(1, ⌈(1 − S)·2^n_c⌉): the lowest comparator rate at or above 1 − S."""
+    spec = ViterbiSpec(n_c=n_c)
+    assert spec.rate_threshold(sparsity) == threshold
+    assert (threshold - 1) / 2**n_c < 1 - sparsity <= threshold / 2**n_c or threshold == 1
+    assert spec.with_rate_threshold(sparsity).threshold == threshold
+    assert ViterbiSpec(n_c=n_c, threshold=1).with_rate_threshold(sparsity).threshold == 1
+    assert ViterbiSpec().rate_threshold() == 2  # at DEFAULT_SPARSITY

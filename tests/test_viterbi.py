@@ -440,7 +440,7 @@ def test_bad_inputs():
         FMT.compress(w, 0.9, CsrSpec())
     with pytest.raises(WeightsError, match="sparsity"):
         FMT.compress(w, 1.0, ViterbiSpec())
-    with pytest.raises(SpecError, match=r"ViterbiSpec.n_c must be in 1\.\.n_in \+ n_ff = 3"):
+    with pytest.raises(SpecError, match=r"ViterbiSpec.n_c must be in 1\.\.n_in \+ n_ff=3"):
         ViterbiSpec(n_ff=2, n_c=4, n_out=1)
     with pytest.raises(ValueError, match=r"inputs must have shape \(cycles, n_in=1\)"):
         expand(ViterbiSpec(threshold=1), np.zeros((4, 2)))

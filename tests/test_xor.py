@@ -17,7 +17,14 @@ from codesign.models.format import FormatError
 from codesign.models.report import report_encoded
 from codesign.models.specs import BitmapSpec, SpecError, XorSpec
 from codesign.models.workloads import gaussian, quantize_symmetric
-from codesign.models.xor import XorFormat, decode_planes, encode_planes, xor_matrix, xor_reference
+from codesign.models.xor import (
+    MASK_FORMATS,
+    XorFormat,
+    decode_planes,
+    encode_planes,
+    xor_matrix,
+    xor_reference,
+)
 from codesign.models.xor_encode import encode_blocks
 
 FMT = XorFormat()
@@ -490,3 +497,8 @@ def test_bad_inputs():
             4,
             max_care=21,
         )
+
+
+def test_every_allowed_mask_format_has_its_format():
+    assert tuple(MASK_FORMATS) == XorSpec._choices["mask_format"]
+    assert all(fmt.name == name for name, fmt in MASK_FORMATS.items())

@@ -127,7 +127,7 @@ def test_encode_errors():
         FMT.encode(zeros, binary)
     with pytest.raises(SpecError, match="mask_threshold is the threshold of a viterbi mask"):
         XorSpec(mask_threshold=3)
-    with pytest.raises(SpecError, match=r"ViterbiSpec.threshold must be in 0..2\^n_c=16, got 17"):
+    with pytest.raises(SpecError, match=r"XorSpec.mask_threshold must be in 0\.\.16, got 17"):
         XorSpec(mask_format="viterbi", mask_threshold=17)
 
 

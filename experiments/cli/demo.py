@@ -25,17 +25,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from matplotlib.figure import Figure
+import numpy as np
 
+from codesign.experiments.cli import sweep
+from codesign.experiments.cli.command import Subparsers, add_command
 from codesign.experiments.jobs.compress import describe_workload, load_workload
 from codesign.experiments.jobs.tables import STORAGE_HEADER, render, storage_row
 from codesign.files import replacing, write_json
 from codesign.models.registry import FORMATS
 from codesign.models.report import LayerReport, report_encoded, total_report
-from codesign.models.specs import BmwmSpec, LbiSpec, NmSpec, Spec
+from codesign.models.specs import DEFAULT_SPARSITY, BmwmSpec, LbiSpec, NmSpec, Spec, XorSpec
 from codesign.models.workloads import load_digits_mlp
 
-DEMO_SPARSITY = 0.9
+DEMO_SPARSITY = DEFAULT_SPARSITY
 FINETUNE_EPOCHS = 10
 #: format -> (spec, sparsity) where the defaults cannot run at DEMO_SPARSITY.
 DEMO_OVERRIDES: dict[str, tuple[Spec | None, float]] = {
@@ -48,20 +50,39 @@ DEMO_OVERRIDES: dict[str, tuple[Spec | None, float]] = {
 NO_FINETUNE = ("lowrank",)
 
 
-def plot_storage(totals: dict[str, LayerReport], path: Path) -> None:
-    """Stacked bars of index and value bits per weight, one bar per format."""
+def value_precision(spec: Spec, dtype: np.dtype) -> str:
+    """How a format stores its values: an :class:`XorSpec` as XOR-coded bit-planes of
+    ``value_bits``-bit integers, any other as the weights' own type (``float32``)."""
+    if isinstance(spec, XorSpec):
+        return f"int{spec.value_bits}, XOR-coded"
+    return str(np.dtype(dtype))
+
+
+def plot_storage(totals: dict[str, LayerReport], precision: dict[str, str], path: Path) -> None:
+    """Stacked bars of index and value bits per weight, one bar per format, each bar
+    labelled with its value precision and any sparsity other than the demo's
+    (``precision``: format -> text)."""
+    from matplotlib.figure import Figure
+
+    from codesign.experiments.reports.labels import axis_label
+
     names = list(totals)
     index = [totals[n].index_bits_per_weight for n in names]
     value = [totals[n].value_bits_per_weight for n in names]
-    fig = Figure(figsize=(9, 4.5))
+    fig = Figure(figsize=(9, 4.8))
     ax = fig.subplots()
     ax.bar(names, value, label="values")
-    ax.bar(names, index, bottom=value, label="index")
-    ax.set_ylabel("storage (bits per weight)")
-    ax.set_xlabel("format")
+    bars = ax.bar(names, index, bottom=value, label="index")
+    ax.bar_label(bars, [precision[n] for n in names], padding=3, fontsize="small", rotation=90)
+    ax.set_ylim(0, 1.25 * max(v + i for v, i in zip(value, index, strict=True)))
+    ax.set_ylabel(axis_label("bits_per_weight"))
+    ax.set_xlabel(axis_label("format"))
     ax.tick_params(axis="x", labelrotation=30)
-    ax.set_title(f"digits MLP at about {DEMO_SPARSITY:.0%} sparsity, float32 values")
-    ax.legend()
+    ax.set_title(
+        f"digits MLP at {DEMO_SPARSITY:.0%} sparsity; value precision (and any other "
+        "sparsity) above each bar"
+    )
+    ax.legend(loc="upper right")
     fig.tight_layout()
     with replacing(path) as tmp:
         fig.savefig(tmp, dpi=120)
@@ -107,8 +128,7 @@ def demo_simulate(out: Path) -> None:
     """Simulate the MLP under :data:`DEMO_SIMULATIONS`; print one line per
     configuration, write ``out``/simulate.json."""
     from codesign.experiments import CONFIGS
-    from codesign.experiments.jobs.simulate import run_config
-    from codesign.experiments.studies.sim import study_table
+    from codesign.experiments.jobs.simulate import run_config, totals_table
     from codesign.sim.config import load_config
 
     docs, rows = [], []
@@ -118,7 +138,7 @@ def demo_simulate(out: Path) -> None:
         rows.append({**doc["total"], "workload": "digits MLP"})
     arch = ", ".join(f"{k}={v}" for k, v in docs[0]["arch"].items())
     print(f"energy table: {docs[0]['energy_table']}\narch: {arch}")
-    print(study_table(rows))
+    print(totals_table(rows))
     write_json(out / "simulate.json", docs, default=str)
     print(f"wrote {out / 'simulate.json'}")
 
@@ -127,10 +147,9 @@ def demo_sweep(out: Path) -> None:
     """Run ``experiments/configs/sweep_demo.yaml`` into ``out`` and write its report
     there (as `codesign sweep CONFIG --out DIR --report`)."""
     from codesign.experiments import CONFIGS
-    from codesign.experiments.cli.sweep import add_commands
 
     parser = argparse.ArgumentParser(prog="codesign")
-    add_commands(parser.add_subparsers(dest="command", required=True))
+    sweep.register(parser.add_subparsers(dest="command", required=True))
     config = CONFIGS / "sweep_demo.yaml"
     args = parser.parse_args(["sweep", str(config), "--out", str(out), "--report", "--no-progress"])
     args.func(args)
@@ -149,6 +168,7 @@ def demo_compress(out: Path) -> Spec:
         f"dense accuracy {mlp.dense_accuracy:.4f}"
     )
     totals: dict[str, LayerReport] = {}
+    precision: dict[str, str] = {}
     docs = []
     rows = []
     for name, fmt in FORMATS.items():
@@ -163,6 +183,9 @@ def demo_compress(out: Path) -> Spec:
             for layer, (ref, enc) in zip(layers, compressed, strict=True)
         ]
         totals[name] = total_report(reports, name)
+        precision[name] = value_precision(spec, layers[0].weights.dtype) + (
+            f", sparsity {sparsity:g}" if sparsity != DEMO_SPARSITY else ""
+        )
         doc = {
             "format": name,
             "spec": spec.to_dict(),
@@ -185,7 +208,7 @@ def demo_compress(out: Path) -> Spec:
         )
     print(render([*STORAGE_HEADER, "sparsity", "acc", f"acc ft{FINETUNE_EPOCHS}"], rows))
     write_json(out / "compress.json", docs)
-    plot_storage(totals, out / "storage.png")
+    plot_storage(totals, precision, out / "storage.png")
     print(f"wrote {out / 'compress.json'} and {out / 'storage.png'}")
     return viterbi_spec
 
@@ -203,7 +226,7 @@ def demo_network(out: Path) -> None:
     simulator with the layers' convolution geometry (decoders charged per active cycle,
     no synthesis); writes ``out``/compress.json and ``out``/simulate.json."""
     from codesign.experiments.jobs.networks import compare_formats, network_config, render_formats
-    from codesign.experiments.jobs.simulate import render_report, run_config
+    from codesign.experiments.jobs.simulate import render_report, run_config, totals_table
 
     out.mkdir(parents=True, exist_ok=True)
     workload = load_workload(model=NETWORK, layers=NETWORK_LAYERS)
@@ -220,8 +243,34 @@ def demo_network(out: Path) -> None:
         docs.append(doc)
         if fmt == NETWORK_SIMULATIONS[0]:
             print(render_report(doc))
-    from codesign.experiments.studies.sim import study_table
-
-    print(study_table([{**d["total"], "workload": f"{NETWORK} stem"} for d in docs]))
+    print(totals_table([{**d["total"], "workload": f"{NETWORK} stem"} for d in docs]))
     write_json(out / "simulate.json", docs, default=str)
     print(f"wrote {out / 'compress.json'} and {out / 'simulate.json'}")
+
+
+def run(args: argparse.Namespace) -> int:
+    run_demo(Path(args.out))
+    return 0
+
+
+def register(subparsers: Subparsers) -> None:
+    p = add_command(
+        subparsers,
+        "demo",
+        "the end-to-end tour on the digits MLP (what `make demo` runs)",
+        "Run the end-to-end tour on the digits MLP and write its files into DIR:\n\n"
+        f"1. every layer in every format at {DEMO_SPARSITY:.0%} sparsity, accuracy before "
+        "and after\n   masked fine-tuning (compress.json, storage.png);\n"
+        "2. the Viterbi decompressor of the calibrated fc1 spec as Verilog, JSON\n"
+        "   sidecar and synthesis statistics (hw/);\n"
+        "3. the MLP on the simulated accelerator with CSR, Viterbi, and Viterbi masks\n"
+        "   with XOR-coded values (simulate.json);\n"
+        "4. a 16-point sweep of formats x sparsity x machines and its report (sweep/);\n"
+        "5. the stem and first stage of the example ResNet-18-shaped CNN in every format\n"
+        "   at int8, then simulated as convolutions in CSR and Viterbi (network/).\n\n"
+        "Formats whose structure cannot meet the sparsity run at their nearest point "
+        "(bmwm, lbi, lowrank).",
+        ["codesign demo"],
+        run,
+    )
+    p.add_argument("--out", default="results/demo", metavar="DIR", help="output directory")

@@ -1,8 +1,4 @@
-"""`codesign sweep` and `codesign report`: their arguments and handlers.
-
-:func:`add_commands` registers both on the `codesign` parser's subcommands
-(:func:`codesign.experiments.cli.main.build_parser`).
-"""
+"""`codesign sweep` and `codesign report`: their arguments and handlers."""
 
 from __future__ import annotations
 
@@ -13,6 +9,11 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from codesign.experiments.reports.sweep_report import ReportFiles
+
+from codesign.experiments.cli.command import Subparsers, add_command
+
+#: Exit code of a sweep stopped by Ctrl-C (128 + SIGINT).
+EXIT_INTERRUPTED = 130
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -93,12 +94,22 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: Subparsers) -> None:
     """Register ``sweep`` and ``report`` on ``subparsers`` (from ``add_subparsers``)."""
-    p = subparsers.add_parser(
-        "sweep", help="run a grid / random sweep of points into a resumable results store"
+    p = add_command(
+        subparsers,
+        "sweep",
+        "run a grid / random sweep of points into a resumable results store",
+        "Expand a sweep config (grid and random samples over spec fields, workloads and "
+        "architecture\nparameters) into points, run each point's stages (compress, prune, "
+        "synth, simulate) on a\nprocess pool or a dask.distributed cluster, and keep one "
+        "row per point in an SQLite store\nkeyed by the point and the code version: an "
+        "interrupted sweep resumes where it stopped.\nConfig keys: docs/sweeps.md.",
+        ["codesign sweep experiments/configs/sweep_small.yaml --report"],
+        cmd_sweep,
+        "on a dask.distributed cluster: codesign sweep CONFIG --scheduler tcp://HOST:8786",
     )
-    p.add_argument("config", help="YAML sweep config (see experiments/configs/sweep_*.yaml)")
+    p.add_argument("config", help="YAML sweep config (examples: experiments/configs/sweep_*.yaml)")
     p.add_argument(
         "--workers",
         type=int,
@@ -127,9 +138,17 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "(DIR/NAME when the directory's first config is another), as `codesign report "
         "DIR` does (not after an interrupted sweep)",
     )
-    p.set_defaults(func=cmd_sweep)
 
-    p = subparsers.add_parser("report", help="CSV, plots and a Markdown summary of a sweep")
+    p = add_command(
+        subparsers,
+        "report",
+        "CSV, plots and a Markdown summary of a sweep",
+        "Write a sweep directory's results.csv (one row per point), the figures its config "
+        "declares\n(plots/*.png and .svg) and summary.md (counts, comparisons, best points "
+        "per objective,\nfigures, failures). Report keys: docs/sweeps.md.",
+        ["codesign report results/sweeps/small"],
+        cmd_report,
+    )
     p.add_argument("dir", help="sweep directory (the --out of codesign sweep)")
     p.add_argument(
         "--out",
@@ -137,4 +156,3 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         help="write the report here (default: DIR; another config sharing the store: "
         "its subfolder NAME)",
     )
-    p.set_defaults(func=cmd_report)

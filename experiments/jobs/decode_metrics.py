@@ -16,15 +16,6 @@ from codesign.models.decode_cost import decode_cost
 DECODE_COST_FORMATS = ("bmwm", "darb", "csr")
 #: Index units when the point's ``arch.index_units`` is not given (as in darb_study).
 DEFAULT_LANES = 8
-#: Unit of each metric of :func:`decode_metrics`.
-DECODE_UNITS = {
-    "decode_steps": "steps",
-    "decode_steps_per_row": "steps/row",
-    "decode_max_steps": "steps",
-    "decode_ops": "operations",
-    "decode_ops_per_kept": "operations/kept weight",
-    "lane_utilization": "fraction of lane-steps",
-}
 
 
 def check_lanes(lanes: object) -> int:

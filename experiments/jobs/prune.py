@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from codesign.models.lbi import fit_tiles
 from codesign.models.registry import get_format
 from codesign.models.report import report_encoded, total_report
-from codesign.models.specs import LowrankSpec, Spec, parse_spec
+from codesign.models.specs import LbiSpec, LowrankSpec, Spec, parse_spec
 from codesign.models.trp import TrpConfig, train_trp
 from codesign.models.workloads import DigitsMLP, check_sparsity, load_digits_mlp
 
@@ -39,14 +40,21 @@ def prune_mlp(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Prune every layer of ``mlp`` with ``method`` at ``sparsity``, fine-tune with the
-    masks fixed for ``finetune_epochs`` epochs; accuracy before/after and storage."""
+    masks fixed for ``finetune_epochs`` epochs; accuracy before/after and storage.
+
+    An LBI tile larger than a layer is clipped to it (:func:`~codesign.models.lbi.fit_tiles`:
+    the default 64×64 tiles become 10×64 on the 10-row output layer); ``layer_specs``
+    names the layers whose spec differs from ``spec`` and their spec."""
     fmt = get_format(method_format(method))
     check_sparsity(sparsity)
     if finetune_epochs < 0:
         raise ValueError(f"--finetune-epochs must be >= 0, got {finetune_epochs}")
-    references, masks, reports = [], [], []
+    references, masks, reports, layer_specs = [], [], [], {}
     for name, w in zip(mlp.layer_names, mlp.weights, strict=True):
-        reference, enc = fmt.compress(w, sparsity, spec)
+        fitted = fit_tiles(spec, w.shape) if isinstance(spec, LbiSpec) else spec
+        if fitted != spec:
+            layer_specs[name] = fitted.to_dict()
+        reference, enc = fmt.compress(w, sparsity, fitted)
         references.append(reference)
         masks.append(fmt.decode(enc).mask)
         reports.append(report_encoded(name, reference, enc, fmt))
@@ -57,6 +65,7 @@ def prune_mlp(
         "method": method,
         "format": fmt.name,
         "spec": spec.to_dict(),
+        "layer_specs": layer_specs,
         "sparsity": sparsity,
         "kept_fraction": kept,
         "dense_accuracy": mlp.dense_accuracy,

@@ -203,3 +203,29 @@ def render_report(doc: dict[str, Any]) -> str:
             *(["\n".join(skipped)] if skipped else []),
         ]
     )
+
+
+def totals_table(rows: list[dict[str, Any]]) -> str:
+    """One line per configuration total (a ``total`` of :func:`run_config` with its
+    ``workload``): cycles, GOPS, energy by component, pJ/MAC, decoder cells, the
+    closed form and its gap, the product check."""
+    header = [
+        "workload", "format", "cycles", "GOPS", *(f"{c} nJ" for c in COMPONENTS),
+        "pJ/MAC", "dec cells", "closed form", "gap", "W.X ok",
+    ]  # fmt: skip
+    table = [
+        [
+            r["workload"],
+            r["format"],
+            r["cycles"],
+            f"{r['gops']:.2f}",
+            *(f"{r[f'energy_{c}_pj'] / 1e3:.1f}" for c in COMPONENTS),
+            f"{r['pj_per_mac']:.2f}",
+            r["decoder_cells"] if r["decoder_cells"] is not None else "-",
+            r["analytic_cycles"],
+            f"{100 * r['gap']:+.2f}%",
+            "yes" if r["product_ok"] else "NO",
+        ]
+        for r in rows
+    ]
+    return render(header, table)

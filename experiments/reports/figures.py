@@ -22,15 +22,26 @@ A plot (config key ``plots``)::
         - {column: entropy_bound}                   # a column's mean per x, per panel
         # any reference may carry for_y: Y to be drawn only in the panels of y column Y
 
-Axis labels carry units (:func:`codesign.experiments.reports.results_table.axis_label`); the legend
-sits outside the panels, a colour bar labels the ``color`` column. SVG text stays text
+Axes, legend titles, panel titles and the colour bar name their columns in words with
+units (:mod:`codesign.experiments.reports.labels`). The legend names every parameter
+that varies among the plotted points (:class:`_Plot`): a swept parameter not on an
+axis, facet or colour joins the legend as ``name=value`` when each series has one value
+of it (``arch.decoders`` beside ``arch.lanes``); when it separates points of one series
+at the same x, a line plot says which parameters its means are taken over; in a scatter
+plot any other such parameter becomes a series of its own (up to :data:`MAX_SERIES`
+series; beyond that the legend title lists it under "also varies"). With several group
+columns and no ``color`` column, the first sets the colour and the others the marker.
+Markers that would sit on one another are set side by side (a few points apart,
+:data:`DODGE_POINTS`). The legend sits outside the panels. SVG text stays text
 (``svg.fonttype: none``), so labels can be searched and edited.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,11 +53,12 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
+from matplotlib.transforms import ScaledTranslation
 
+from codesign.experiments.reports.labels import axis_label, column_name
 from codesign.experiments.reports.results_table import (
     ReportError,
     Table,
-    axis_label,
     check_columns,
     evaluate,
     expression,
@@ -70,6 +82,16 @@ CURVE_POINTS = 200
 MAX_VALUE_TICKS = 8
 #: Panels per row when a single-y plot is faceted and the plot gives no ``wrap``.
 DEFAULT_WRAP = 3
+#: Markers closer than this fraction of the axis span (either axis) count as one place.
+SAME_PLACE = 0.012
+#: Horizontal distance, in points, between markers set side by side.
+DODGE_POINTS = 5.0
+#: Series a scatter plot may reach by making hidden parameters group columns.
+MAX_SERIES = 16
+#: Longest line of a legend title, in characters.
+LEGEND_TITLE_CHARS = 44
+#: Width of a character of a legend entry (font size "small"), in inches.
+LEGEND_INCHES_PER_CHAR = 0.062
 
 
 def default_plot(table: Table) -> dict[str, Any] | None:
@@ -111,10 +133,24 @@ def pareto_front(points: Sequence[tuple[float, float]], goals: tuple[str, str]) 
 
 def caption(plot: Mapping[str, Any]) -> str:
     """``y vs x, by group, per facet``: what a plot shows, in words."""
-    text = f"{', '.join(names(plot['y']))} vs {plot['x']}"
+    text = f"{', '.join(column_name(y) for y in names(plot['y']))} vs {column_name(plot['x'])}"
     if plot.get("group"):
-        text += f", by {', '.join(names(plot['group']))}"
-    return text + (f", per {plot['facet']}" if plot.get("facet") else "")
+        text += f", by {', '.join(column_name(g) for g in names(plot['group']))}"
+    return text + (f", per {column_name(plot['facet'])}" if plot.get("facet") else "")
+
+
+def _key(row: Mapping[str, Any], columns: Sequence[str | None]) -> str:
+    return json.dumps([row.get(c) if c else None for c in columns], default=str)
+
+
+def function_of(rows: Sequence[Mapping[str, Any]], column: str, keys: Sequence[str | None]) -> bool:
+    """Whether ``column`` takes one value for each value of the ``keys`` columns."""
+    seen: dict[str, str] = {}
+    for row in rows:
+        value = json.dumps(row.get(column), default=str)
+        if seen.setdefault(_key(row, keys), value) != value:
+            return False
+    return True
 
 
 def _slug(text: str) -> str:
@@ -161,13 +197,78 @@ class _Plot:
         self.facets = (
             _sorted_values([r.get(self.facet) for r in self.rows]) if self.facet else [None]
         )
+        self.alongside: list[str] = []
+        self.averaged: list[str] = []
+        self.unnamed: list[str] = []
+        self._name_hidden(table)
         self.labels = list(dict.fromkeys(self.label(r) for r in self.rows))
+        self.styles = self._styles()
+
+    def _name_hidden(self, table: Table) -> None:
+        """Sort the swept parameters that take two values or more among the plotted
+        rows (a row without the parameter does not count) but are on no axis, facet,
+        colour or group: ``alongside`` when each series has one value of it; in a line
+        plot, nothing when each line has one value of it per x (its points trace it),
+        else ``averaged``; in a scatter plot, a group column of its own while the series
+        stay at most :data:`MAX_SERIES`, else ``unnamed`` (listed in the legend title)."""
+        shown = {self.x, self.facet, self.color, *self.groups}
+        for column in table.swept:
+            values = {json.dumps(r.get(column), default=str) for r in self.rows} - {"null"}
+            if column in shown or len(values) < 2:
+                continue
+            if self.groups and function_of(self.rows, column, self.groups):
+                self.alongside.append(column)
+            elif self.plot.get("kind", "line") != "scatter":
+                if not function_of(self.rows, column, [self.facet, *self.groups, self.x]):
+                    self.averaged.append(column)
+            elif len({_key(r, [*self.groups, column]) for r in self.rows}) <= MAX_SERIES:
+                self.groups.append(column)
+            else:
+                self.unnamed.append(column)
 
     def label(self, row: Mapping[str, Any]) -> str:
-        values = [row.get(g) for g in self.groups]
-        return ", ".join(str(v) for v in values if v is not None) or (
-            self.ys[0] if len(self.ys) == 1 else "value"
-        )
+        """The row's group values, then ``name=value`` of each column named alongside
+        (left out where the row has none, or where it repeats a group value: format
+        ``xor`` beside block ``xor``)."""
+        values = [str(row[g]) for g in self.groups if row.get(g) is not None]
+        values += [
+            f"{c.rpartition('.')[2]}={row[c]}"
+            for c in self.alongside
+            if row.get(c) is not None and not (isinstance(row[c], str) and row[c] in values)
+        ]
+        return ", ".join(values) or (column_name(self.ys[0]) if len(self.ys) == 1 else "value")
+
+    def _styles(self) -> dict[str, tuple[str, str]]:
+        """Series label -> (colour, marker): by series order with at most one group
+        column or a ``color`` column (which sets the colour), else colour by the first
+        group column's value and marker by the rest."""
+        if len(self.groups) <= 1 or self.color:
+            return {
+                label: (f"C{k % 10}", MARKERS[k % len(MARKERS)])
+                for k, label in enumerate(self.labels)
+            }
+        first = list(dict.fromkeys(_key(r, self.groups[:1]) for r in self.rows))
+        rest = list(dict.fromkeys(_key(r, self.groups[1:]) for r in self.rows))
+        styles = {}
+        for row in self.rows:
+            colour = first.index(_key(row, self.groups[:1])) % 10
+            marker = rest.index(_key(row, self.groups[1:])) % len(MARKERS)
+            styles.setdefault(self.label(row), (f"C{colour}", MARKERS[marker]))
+        return styles
+
+    def legend_title(self) -> str | None:
+        """The group columns in words, then ``with`` the columns named beside them,
+        ``mean over`` the averaged ones and ``also varies`` the unnamed ones, each part
+        on lines of at most :data:`LEGEND_TITLE_CHARS` characters."""
+        parts = [", ".join(column_name(g) for g in self.groups)] if self.groups else []
+        if self.alongside:
+            parts.append("with " + ", ".join(column_name(c) for c in self.alongside))
+        if self.averaged:
+            parts.append("mean over " + ", ".join(column_name(c) for c in self.averaged))
+        if self.unnamed:
+            parts.append("also varies: " + ", ".join(column_name(c) for c in self.unnamed))
+        lines = [line for part in parts for line in textwrap.wrap(part, LEGEND_TITLE_CHARS)]
+        return "\n".join(lines) or None
 
     def xpos(self, row: Mapping[str, Any]) -> float:
         value = row[self.x]
@@ -197,41 +298,96 @@ def pareto_rows(table: Table, plot: Mapping[str, Any], number: int) -> list[tupl
     return out
 
 
+def dodge(points: Sequence[tuple[float, float]], spans: tuple[float, float]) -> list[float]:
+    """Horizontal offsets (in points) that set markers at one place side by side:
+    points within :data:`SAME_PLACE` of the axis ``spans`` (x, y) of each other form a
+    place; its k-th of n points moves (k − (n − 1)/2)·:data:`DODGE_POINTS`."""
+    places: list[list[int]] = []
+    for i, (x, y) in enumerate(points):
+        for place in places:
+            x0, y0 = points[place[0]]
+            if abs(x - x0) <= SAME_PLACE * spans[0] and abs(y - y0) <= SAME_PLACE * spans[1]:
+                place.append(i)
+                break
+        else:
+            places.append([i])
+    offsets = [0.0] * len(points)
+    for place in places:
+        for k, i in enumerate(place):
+            offsets[i] = (k - (len(place) - 1) / 2) * DODGE_POINTS
+    return offsets
+
+
+def _spans(p: _Plot, y: str) -> tuple[float, float]:
+    """The data spans of the x and y axes (in log10 on a log axis), never zero."""
+
+    def span(values: list[float], log: bool) -> float:
+        values = [math.log10(v) for v in values if v > 0] if log else values
+        return (max(values) - min(values)) or 1.0 if values else 1.0
+
+    xs = [p.xpos(r) for r in p.rows]
+    ys = [float(r[y]) for r in p.data[y]]
+    return span(xs, bool(p.plot.get("logx"))), span(ys, bool(p.plot.get("logy")))
+
+
+def _shifted(ax: Axes, points: float) -> Any:
+    return ax.transData + ScaledTranslation(points / 72, 0, ax.figure.dpi_scale_trans)
+
+
 def _series(ax: Axes, p: _Plot, y: str, rows: list[dict], norm: Normalize | None) -> None:
     kind = p.plot.get("kind", "line")
-    for k, label in enumerate(p.labels):
-        pts = [(p.xpos(r), float(r[y]), r) for r in rows if p.label(r) == label]
-        if not pts:
-            continue
-        colour, marker = f"C{k % 10}", MARKERS[k % len(MARKERS)]
+    series = {label: [r for r in rows if p.label(r) == label] for label in p.labels}
+    series = {label: members for label, members in series.items() if members}
+    drawn = [(label, r) for label, members in series.items() for r in members]
+    if kind == "line":  # one place per series mean, so a line moves as a whole
+        means = {
+            (label, x): float(np.mean([float(r[y]) for r in members if p.xpos(r) == x]))
+            for label, members in series.items()
+            for x in {p.xpos(r) for r in members}
+        }
+        places = list(means)
+        shifts = dodge([(x, means[(label, x)]) for label, x in places], _spans(p, y))
+        offset = {label: 0.0 for label in series}
+        for (label, _), shift in zip(places, shifts, strict=True):
+            offset[label] = shift if abs(shift) > abs(offset[label]) else offset[label]
+    else:
+        shifts = dodge([(p.xpos(r), float(r[y])) for _, r in drawn], _spans(p, y))
+    for label, members in series.items():
+        colour, marker = p.styles[label]
+        xs = [p.xpos(r) for r in members]
+        values = [float(r[y]) for r in members]
+        ax.update_datalim(list(zip(xs, values, strict=True)))  # shifted artists do not
         if kind == "line":
-            xs = sorted({q[0] for q in pts})
-            means = [float(np.mean([q[1] for q in pts if q[0] == v])) for v in xs]
-            ax.plot(xs, means, marker=marker, color=colour, label=label)
-            if len(pts) > len(xs):
-                ax.scatter([q[0] for q in pts], [q[1] for q in pts], color=colour, alpha=0.35, s=14)
-        elif norm is not None:
+            at = sorted(set(xs))
+            line = [means[(label, x)] for x in at]
+            moved = _shifted(ax, offset[label])
+            ax.plot(at, line, marker=marker, color=colour, label=label, transform=moved)
+            if len(members) > len(at):
+                ax.scatter(xs, values, color=colour, alpha=0.35, s=14, transform=moved)
+            continue
+        mine = [
+            (row, shift) for (own, row), shift in zip(drawn, shifts, strict=True) if own == label
+        ]
+        for shift in sorted({shift for _, shift in mine}):
+            at = [row for row, moved in mine if moved == shift]
+            style: dict[str, Any] = {"color": colour}
+            if norm is not None:
+                style = {"c": [float(r[p.color]) for r in at], "cmap": "viridis", "norm": norm}
             ax.scatter(
-                [q[0] for q in pts],
-                [q[1] for q in pts],
-                c=[float(q[2][p.color]) for q in pts],
-                cmap="viridis",
-                norm=norm,
+                [p.xpos(r) for r in at],
+                [float(r[y]) for r in at],
                 marker=marker,
-                edgecolors="black",
+                edgecolors="black" if norm is not None else "face",
                 linewidths=0.4,
                 s=30,
+                transform=_shifted(ax, shift),
+                **style,
             )
+        if norm is not None:
             ax.scatter([], [], color="0.6", edgecolors="black", marker=marker, label=label)
         else:
-            ax.scatter(
-                [q[0] for q in pts],
-                [q[1] for q in pts],
-                color=colour,
-                marker=marker,
-                s=24,
-                label=label,
-            )
+            ax.scatter([], [], color=colour, marker=marker, s=30, label=label)
+    ax.autoscale_view()
 
 
 def _pareto(ax: Axes, p: _Plot, y: str, rows: list[dict]) -> None:
@@ -336,8 +492,16 @@ def _two_and_five(value: float, _: int) -> str:
     return _tick(value) if round(mantissa, 6) in (2.0, 5.0) else ""
 
 
+def _legend_width(p: _Plot) -> float:
+    """Inches the legend needs: its longest entry or its title, at least 2.6."""
+    entries = max((len(label) for label in p.labels), default=0) * LEGEND_INCHES_PER_CHAR
+    lines = (p.legend_title() or "").splitlines() or [""]
+    title = max(len(line) for line in lines) * LEGEND_INCHES_PER_CHAR * 1.2
+    return max(2.6, 0.9 + max(entries, title))
+
+
 def draw_plot(
-    table: Table, plot: Mapping[str, Any], number: int, out_dir: Path, units: Mapping[str, str]
+    table: Table, plot: Mapping[str, Any], number: int, out_dir: Path
 ) -> tuple[Path, Path] | None:
     """Write plot ``number`` (see the module docstring) as PNG and SVG into
     ``out_dir``; None when no done point has both coordinates. A column that does not
@@ -345,6 +509,7 @@ def draw_plot(
     p = _Plot(table, plot, number)
     if not p.rows:
         return None
+    units = table.units
     ylabels = names(plot.get("ylabel")) or [axis_label(y, units) for y in p.ys]
     if len(ylabels) != len(p.ys):
         raise ReportError(f"{p.what}: ylabel gives {len(ylabels)} labels for {len(p.ys)} y columns")
@@ -355,8 +520,10 @@ def draw_plot(
     else:
         nrows, ncols = len(p.ys), len(p.facets)
         panels = [(y, v, i, j) for i, y in enumerate(p.ys) for j, v in enumerate(p.facets)]
-    legend = bool(p.groups or plot.get("reference") or plot.get("pareto"))
-    width = 1.8 + 4.4 * ncols + (2.6 if legend else 0) + (1.2 if p.color else 0)
+    legend = bool(
+        p.groups or p.averaged or p.unnamed or plot.get("reference") or plot.get("pareto")
+    )
+    width = 1.8 + 4.4 * ncols + (_legend_width(p) if legend else 0) + (1.2 if p.color else 0)
     fig = Figure(figsize=(max(width, 7.5), 0.9 + 3.5 * nrows), layout="constrained")
     axes = fig.subplots(
         nrows, ncols, squeeze=False, sharex=True, sharey=True if len(p.ys) == 1 else "row"
@@ -388,7 +555,7 @@ def draw_plot(
         if all(isinstance(r[y], int) for r in p.data[y]) and not plot.get("logy"):
             ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         if p.facet and (len(p.ys) == 1 or i == 0):
-            ax.set_title(f"{p.facet} = {value}", fontsize="medium")
+            ax.set_title(f"{column_name(p.facet)} = {value}", fontsize="medium")
         if j == 0:
             ax.set_ylabel(ylabels[p.ys.index(y)])
         if (i + 1, j) not in used:
@@ -400,7 +567,7 @@ def draw_plot(
         for ax in axes.flat:
             for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
                 handles.setdefault(label, handle)
-        title = ", ".join(p.groups) or None
+        title = p.legend_title()
         fig.legend(
             handles.values(),
             handles.keys(),

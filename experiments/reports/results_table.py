@@ -3,8 +3,9 @@ metric, selections of its rows and derived columns.
 
 :func:`build_table` flattens the sweep's points and their stored rows;
 :func:`select_rows` picks the done rows a report item asks for (``where`` and
-``filter``); :func:`add_columns` computes the derived columns a config declares;
-:func:`axis_label` names a column with its unit.
+``filter``); :func:`add_columns` computes the derived columns a config declares (their units in
+:attr:`Table.units`; every other column's name and unit are in
+:mod:`codesign.experiments.reports.labels`).
 
 A derived column (config key ``columns``, computed in order, so a later one may read an
 earlier one)::
@@ -34,36 +35,11 @@ from typing import Any
 
 from codesign.experiments.sweeps.config import COMMON_FIELDS
 from codesign.experiments.sweeps.expressions import Expression, ExpressionError, parse
-from codesign.experiments.sweeps.stages import STAGES
 from codesign.experiments.sweeps.store import DONE, Row
 from codesign.files import replacing
 
 PENDING = "pending"
 BASELINE = "baseline."
-#: Units of point parameters (metric units come from the stages).
-PARAM_UNITS = {
-    "sparsity": "fraction of weights pruned",
-    "quantize": "bits",
-    "finetune_epochs": "epochs",
-    "seconds": "s",
-    "spec.n_in": "bits/cycle",
-    "spec.n_out": "bits/cycle",
-    "spec.n_ff": "flip-flops",
-    "spec.r": "bits",
-    "spec.b": "weights",
-    "spec.max_block": "weights",
-    "spec.rank": "binary factors",
-    "spec.tile_rows": "rows",
-    "spec.tile_cols": "columns",
-    "spec.segment": "steps",
-    "spec.energy": "fraction of Σσ²",
-    "arch.index_units": "index units",
-    "arch.lanes": "MAC lanes",
-    "arch.decoders": "decoder units",
-    "arch.dram_bytes_per_cycle": "bytes per cycle",
-    "arch.n_cols": "columns",
-    "arch.max_segment": "steps",
-}
 _BOOKKEEPING = ("seconds", "finished", "worker", "attempts", "error_type", "error_message")
 
 
@@ -163,25 +139,6 @@ def write_csv(table: Table, path: Path) -> Path:
         for row in table.rows:
             writer.writerow({k: "" if v is None else v for k, v in row.items()})
     return path
-
-
-def units_of(table: Table) -> dict[str, str]:
-    """Units of the columns: the stages' metric units (also under the stage-prefixed
-    name a clash gives) and the table's derived columns."""
-    units: dict[str, str] = {}
-    for stage in STAGES.values():
-        units.update(stage.units)
-        units.update({f"{stage.name}.{k}": u for k, u in stage.units.items()})
-    return {**units, **table.units}
-
-
-def axis_label(column: str, units: Mapping[str, str]) -> str:
-    """``column (unit)``: units of the stages' metrics and the point parameters; a
-    name ending in ``_bits`` is in bits; a column without a unit is its name."""
-    unit = units.get(column) or PARAM_UNITS.get(column)
-    if unit is None and column.endswith("_bits"):
-        unit = "bits"
-    return f"{column} ({unit})" if unit else column
 
 
 def is_number(value: Any) -> bool:

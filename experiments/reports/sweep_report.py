@@ -45,18 +45,17 @@ from pathlib import Path
 from typing import Any
 
 from codesign.experiments.reports.figures import caption, default_plot, draw_plot, pareto_rows
+from codesign.experiments.reports.labels import axis_label
 from codesign.experiments.reports.results_table import (
     PENDING,
     ReportError,
     Table,
     add_columns,
-    axis_label,
     build_table,
     check_columns,
     is_number,
     names,
     select_rows,
-    units_of,
     workload_label,
     write_csv,
 )
@@ -371,10 +370,8 @@ def write_report(
         for number, comparison in enumerate(config.get("comparisons") or [], start=1):
             comparison_table(table, comparison, number)
         csv_path = write_csv(table, out / CSV_FILE)
-        units = units_of(table)
         figures = [
-            (plot, draw_plot(table, plot, n, out / PLOT_DIR, units))
-            for n, plot in enumerate(plots, 1)
+            (plot, draw_plot(table, plot, n, out / PLOT_DIR)) for n, plot in enumerate(plots, 1)
         ]
         summary = out / SUMMARY_FILE
         write_text(summary, "\n".join(_summary(config, table, store, rows, figures, out)) + "\n")

@@ -39,6 +39,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
+from codesign.experiments.reports.labels import axis_label
 from codesign.experiments.reports.sweep_report import workload_label
 from codesign.experiments.sweeps.store import DONE, Store
 from codesign.files import replacing, write_text
@@ -156,7 +157,7 @@ def _bits_norm(candidates: Sequence[Candidate]) -> LogNorm:
 
 
 def _bits_colorbar(fig: Figure, dots: Any, axes: Any) -> None:
-    bar = fig.colorbar(dots, ax=axes, label="storage (bits/weight)")
+    bar = fig.colorbar(dots, ax=axes, label=axis_label(BITS))
     low, high = dots.norm.vmin, dots.norm.vmax
     bar.set_ticks([t for t in (0.5, 0.75, 1, 1.5, 2, 3, 4, 6, 8, 16, 32) if low <= t <= high])
     bar.ax.yaxis.set_major_formatter(PLAIN)
@@ -167,8 +168,8 @@ def _energy_axis(ax: Any) -> None:
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(PLAIN)
     ax.yaxis.set_minor_formatter(PLAIN)
-    ax.set_ylabel("energy (pJ per dense-equivalent MAC)")
-    ax.set_xlabel("throughput (dense-equivalent GOPS)")
+    ax.set_ylabel(axis_label(ENERGY))
+    ax.set_xlabel(axis_label(THROUGHPUT))
     ax.grid(alpha=0.3, which="both")
 
 

@@ -22,9 +22,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from codesign.experiments import CONFIGS  # noqa: E402
-from codesign.experiments.jobs.simulate import run_config  # noqa: E402
-from codesign.experiments.jobs.tables import render  # noqa: E402
-from codesign.files import replacing, write_json
+from codesign.experiments.jobs.simulate import run_config, totals_table  # noqa: E402
+from codesign.experiments.reports.labels import axis_label, column_name  # noqa: E402
+from codesign.files import replacing, write_json  # noqa: E402
 from codesign.models.registry import FORMATS  # noqa: E402
 from codesign.sim.config import load_config  # noqa: E402
 from codesign.sim.energy import COMPONENTS  # noqa: E402
@@ -80,16 +80,16 @@ def plot(rows: list[dict], out: Path) -> list[Path]:
         ax = axes[0][col]
         for comp in COMPONENTS:
             values = [r[f"energy_{comp}_pj"] / (r["energy_pj"] / r["pj_per_mac"]) for r in sel]
-            ax.bar(labels, values, bottom=bottom, label=comp)
+            ax.bar(labels, values, bottom=bottom, label=column_name(f"energy_{comp}_pj"))
             bottom = [b + v for b, v in zip(bottom, values, strict=True)]
         ax.set_title(f"{workload}: energy per dense-equivalent MAC")
-        ax.set_ylabel("pJ / MAC")
+        ax.set_ylabel(axis_label("pj_per_mac"))
         ax.tick_params(axis="x", rotation=60)
         ax.legend()
         ax = axes[1][col]
         ax.bar(labels, [r["gops"] for r in sel], color="tab:gray")
-        ax.set_ylabel("dense-equivalent GOPS")
-        ax.set_xlabel("format")
+        ax.set_ylabel(axis_label("gops"))
+        ax.set_xlabel(axis_label("format"))
         ax.tick_params(axis="x", rotation=60)
     fig.tight_layout()
     files = [out / "energy.png", out / "energy.svg"]
@@ -98,31 +98,6 @@ def plot(rows: list[dict], out: Path) -> list[Path]:
             fig.savefig(tmp)
     plt.close(fig)
     return files
-
-
-def study_table(rows: list[dict]) -> str:
-    """One line per row: cycles, GOPS, energy by component, pJ/MAC, decoder cells, the
-    closed form and its gap, the product check."""
-    header = [
-        "workload", "format", "cycles", "GOPS", *(f"{c} nJ" for c in COMPONENTS),
-        "pJ/MAC", "dec cells", "closed form", "gap", "W.X ok",
-    ]  # fmt: skip
-    table = [
-        [
-            r["workload"],
-            r["format"],
-            r["cycles"],
-            f"{r['gops']:.2f}",
-            *(f"{r[f'energy_{c}_pj'] / 1e3:.1f}" for c in COMPONENTS),
-            f"{r['pj_per_mac']:.2f}",
-            r["decoder_cells"] if r["decoder_cells"] is not None else "-",
-            r["analytic_cycles"],
-            f"{100 * r['gap']:+.2f}%",
-            "yes" if r["product_ok"] else "NO",
-        ]
-        for r in rows
-    ]
-    return render(header, table)
 
 
 def main() -> None:
@@ -137,7 +112,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     rows = run_study(args.size, args.configs.split(","))
     print(f"energy table: {rows[0]['energy_table']}")
-    print(study_table(rows))
+    print(totals_table(rows))
     write_json(out / "study.json", rows, default=str)
     for path in plot(rows, out):
         print(f"wrote {path}")

@@ -15,8 +15,9 @@ Registered here: ``compress`` (storage of a workload's layers in a format), ``pr
 simulated accelerator: cycles, throughput, energy, decoder area; optionally the
 quality of what the compression keeps). A further stage is added with one line,
 ``register(Stage(name, run, check, ...))``; the sweep's config schema, point
-validation and report read the stage names, fields, ``arch`` keys and metric units
-from :data:`STAGES`, so nothing else changes.
+validation and report read the stage names, fields and ``arch`` keys from
+:data:`STAGES`; its new metrics get their names and units in
+:data:`codesign.experiments.reports.labels.COLUMNS`.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from codesign.experiments.jobs.compress import (
 )
 from codesign.experiments.jobs.decode_metrics import (
     DECODE_COST_FORMATS,
-    DECODE_UNITS,
     DEFAULT_LANES,
     check_lanes,
     decode_metrics,
@@ -72,8 +72,8 @@ class Stage:
     whose ``default`` is the value a point gets when the config does not give it.
     ``arch_keys(point)``: the ``arch`` keys the stage reads for that point (a key no
     stage of a point reads is an error). ``derive(point)``: values for point fields the
-    config left unset (None), derived from the others. ``units``: unit of each metric,
-    for plot axes.
+    config left unset (None), derived from the others. The names and units of the
+    metrics are in :mod:`codesign.experiments.reports.labels`.
     """
 
     name: str
@@ -82,7 +82,6 @@ class Stage:
     fields: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     arch_keys: Callable[[Point], Collection[str]] = _no_arch
     derive: Callable[[Point], dict[str, Any]] = _no_derive
-    units: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 #: The registered stages, by name, in registration order.
@@ -152,9 +151,6 @@ def pruning_metrics(kept_fraction: float) -> Metrics:
     if kept_fraction > 0:
         out["pruning_ratio"] = 1.0 / kept_fraction
     return out
-
-
-PRUNING_UNITS = {"pruned_fraction": "fraction of weights", "pruning_ratio": "×"}
 
 
 def storage_metrics(reports: list[LayerReport], side_bits: int = 0) -> Metrics:
@@ -228,30 +224,12 @@ def compress_arch_keys(point: Point) -> Collection[str]:
     return {"index_units"} if _formats(point) & set(DECODE_COST_FORMATS) else set()
 
 
-STORAGE_UNITS = {
-    "index_bits_per_weight": "bits/weight",
-    "value_bits_per_weight": "bits/weight",
-    "total_bits": "bits",
-    "index_bits": "bits",
-    "value_bits": "bits",
-    "ratio_vs_dense": "×",
-    "ratio_vs_csr": "×",
-    "kept_fraction": "fraction of weights",
-    "nnz": "weights",
-    "weights": "weights",
-    "kept_mass_ratio": "vs magnitude pruning",
-    "efficiency": "care bits/stored bit",
-    **PRUNING_UNITS,
-    **DECODE_UNITS,
-}
-
 register(
     Stage(
         "compress",
         run_compress,
         check_compress,
         arch_keys=compress_arch_keys,
-        units=STORAGE_UNITS,
     )
 )
 
@@ -340,17 +318,6 @@ register(
         check_prune,
         fields=_prune_fields(),
         derive=derive_prune,
-        units={
-            "dense_accuracy": "fraction correct",
-            "accuracy_pruned": "fraction correct",
-            "accuracy_finetuned": "fraction correct",
-            "kept_fraction": "fraction of weights",
-            "index_bits_per_weight": "bits/weight",
-            "total_bits": "bits",
-            "param_reduction": "×",
-            "mac_reduction": "×",
-            **PRUNING_UNITS,
-        },
     )
 )
 
@@ -416,12 +383,6 @@ register(
         run_synth,
         check_synth,
         arch_keys=synth_arch_keys,
-        units={
-            "cells": "gates + flip-flops",
-            "dff": "flip-flops",
-            "logic_cells": "gates",
-            "depth": "gate levels",
-        },
     )
 )
 
@@ -659,44 +620,6 @@ def check_simulate(point: Point) -> None:
     load_table(sim_config(point).energy_table)
 
 
-def _simulate_units() -> dict[str, str]:
-    from codesign.sim.energy import COMPONENTS
-    from codesign.sim.run import STALLS
-
-    lane = "fraction of lane cycles"
-    accuracy = "fraction correct"
-    return {
-        "cycles": "cycles",
-        "time_us": "µs",
-        "gops": "dense-equivalent GOPS",
-        "weights_per_s": "weights/s",
-        "util_dram": "fraction of cycles",
-        "util_decoder": "fraction of decoder-unit cycles",
-        "util_lanes": lane,
-        **{f"stall_{k}": lane for k in STALLS},
-        **{f"energy_{k}_pj": "pJ" for k in COMPONENTS},
-        "energy_pj": "pJ",
-        "pj_per_mac": "pJ per dense-equivalent MAC",
-        "decoder_cells": "generic cells",
-        "area_um2": "µm²",
-        "analytic_cycles": "cycles",
-        "gap": "(simulated − closed form) / closed form",
-        "events": "events",
-        "sim_wall_s": "s",
-        "total_bits": "bits",
-        "weights": "weights",
-        "bits_per_weight": "bits/weight",
-        "layers": "layers",
-        "encode_s": "s",
-        "kept_fraction": "fraction of weights",
-        "kept_mass_ratio": "vs magnitude pruning",
-        "dense_accuracy": accuracy,
-        "accuracy_pruned": accuracy,
-        "accuracy_finetuned": accuracy,
-        "accuracy_loss": "fraction correct (dense − compressed)",
-    }
-
-
 register(
     Stage(
         "simulate",
@@ -711,6 +634,5 @@ register(
             "seed": {"type": "integer", "minimum": 0, "default": 0},
         },
         arch_keys=simulate_arch_keys,
-        units=_simulate_units(),
     )
 )

