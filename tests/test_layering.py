@@ -84,5 +84,5 @@ def test_render_lists_package_arrows():
     assert "hw -> models" in text
     assert "experiments.cli -> experiments.reports" in text
     assert [line for line in text.splitlines() if line.strip().startswith("models ->")] == [
-        "  models -> codesign.files  (1)"
+        "  models -> codesign.files  (2)"
     ]
