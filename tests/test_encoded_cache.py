@@ -10,8 +10,9 @@ import logging
 import numpy as np
 import pytest
 
-from codesign.models import encoded_cache
-from codesign.models.encoded_cache import cache_key, compress_layer, entry_path
+from codesign.models import disk_cache, encoded_cache
+from codesign.models.disk_cache import entry_path
+from codesign.models.encoded_cache import cache_key, compress_layer
 from codesign.models.registry import FORMATS, get_format
 from codesign.models.specs import CsrSpec
 from codesign.models.workloads import synthetic
@@ -111,10 +112,10 @@ def test_every_part_of_the_key_makes_its_own_entry(monkeypatch, cache_dir):
 
 def test_the_code_version_covers_the_models_sources(tmp_path):
     (tmp_path / "a.py").write_text("x = 1\n")
-    first = encoded_cache.code_version.__wrapped__(tmp_path)
+    first = disk_cache.code_version.__wrapped__(tmp_path)
     (tmp_path / "a.py").write_text("x = 2\n")
-    assert encoded_cache.code_version.__wrapped__(tmp_path) != first
-    assert len(encoded_cache.code_version()) == 16
+    assert disk_cache.code_version.__wrapped__(tmp_path) != first
+    assert len(disk_cache.code_version()) == 16
 
 
 def test_a_dense_reference_is_stored_whole_and_a_sparse_one_by_positions(cache_dir):
@@ -159,11 +160,11 @@ def test_a_corrupt_entry_is_dropped_named_and_recomputed(damage, reason, caplog,
 def test_an_entry_of_another_key_or_with_wrong_sizes_is_dropped(caplog):
     args = (WEIGHTS, "csr", CsrSpec(), 0.8, 8)
     other = (WEIGHTS, "csr", CsrSpec(), 0.7, 8)
-    path = entry_path(cache_key(*args))
+    path = entry_path("encoded", cache_key(*args), "csr")
     compress_layer(*args)
     with np.load(path) as npz:
         arrays = {k: npz[k] for k in npz.files}
-    np.savez(entry_path(cache_key(*other)), **arrays)
+    np.savez(entry_path("encoded", cache_key(*other), "csr"), **arrays)
     with caplog.at_level(logging.WARNING, logger="codesign"):
         assert compress_layer(*other)[1].nnz > compress_layer(*args)[1].nnz
     assert "its key differs from the file name's" in caplog.text

@@ -21,7 +21,7 @@ from typing import Any
 import codesign.hw
 from codesign.experiments.jobs.tables import render, skipped_lines
 from codesign.files import drop_corrupt, write_json
-from codesign.models.workloads import default_cache_dir
+from codesign.models.disk_cache import default_cache_dir
 from codesign.sim.config import SimConfig
 from codesign.sim.decoders import layer_work
 from codesign.sim.energy import COMPONENTS, load_table

@@ -544,14 +544,10 @@ def _digits_accuracy(
     compressed: Mapping[str, tuple[Any, Any, int | None]], epochs: int, seed: int
 ) -> Metrics:
     """Accuracy metrics of :func:`quality_metrics`; ``compressed``: layer name ->
-    (dequantized weights, decoded mask, quantize bits or None). Fine-tuning runs with one
-    BLAS thread in any process (pool workers, ``--workers 1``, dask): its small matrix
-    products gain
-    nothing from more threads on an idle machine and are many times slower with them
-    on a loaded one (10 epochs: 1 s on one thread, 18 s on the default threads of a
-    2-core machine running other work)."""
+    (dequantized weights, decoded mask, quantize bits or None). Fine-tuning
+    (:meth:`~codesign.models.workloads.DigitsMLP.finetune`) runs on one BLAS thread in any
+    process and is cached on disk with its inputs as the key."""
     import numpy as np
-    from threadpoolctl import threadpool_limits
 
     from codesign.models.workloads import quantize_symmetric
 
@@ -564,8 +560,7 @@ def _digits_accuracy(
     metrics: Metrics = {"dense_accuracy": mlp.dense_accuracy}
     metrics["accuracy_pruned"] = accuracy = mlp.evaluate(weights)
     if epochs:
-        with threadpool_limits(1):
-            tuned = mlp.finetune(weights, masks, epochs, seed)
+        tuned = mlp.finetune(weights, masks, epochs, seed)
         for name, (_, _, quantize) in compressed.items():
             if quantize is not None:
                 i = mlp.layer_names.index(name)
