@@ -12,9 +12,18 @@ One module sits beside them and may be imported by all four: :mod:`codesign.file
 through which every output and cache file is written (atomically).
 """
 
-from importlib.metadata import PackageNotFoundError, version
 
-try:
-    __version__: str = version("sparse-codesign")
-except PackageNotFoundError:  # a source tree used without installing it
-    __version__ = "0+unknown"
+
+def __getattr__(name: str) -> str:
+    """``__version__``: the installed distribution's version, looked up on first use
+    (the metadata lookup costs tens of milliseconds every command would pay)."""
+    if name != "__version__":
+        raise AttributeError(f"module 'codesign' has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = version("sparse-codesign")
+    except PackageNotFoundError:  # a source tree used without installing it
+        found = "0+unknown"
+    globals()["__version__"] = found
+    return found

