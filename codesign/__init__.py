@@ -13,7 +13,6 @@ through which every output and cache file is written (atomically).
 """
 
 
-
 def __getattr__(name: str) -> str:
     """``__version__``: the installed distribution's version, looked up on first use
     (the metadata lookup costs tens of milliseconds every command would pay)."""
