@@ -529,9 +529,13 @@ def _layer_shapes() -> list[tuple[int, int]]:
 
 
 def _train(split: DigitsSplit) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Train the MLP on one BLAS thread (as :meth:`DigitsMLP.finetune`: its small
+    products only lose time to more threads, minutes of it on a loaded machine)."""
     from sklearn.neural_network import MLPClassifier
+    from threadpoolctl import threadpool_limits
 
-    clf = MLPClassifier(**_MLP_PARAMS).fit(split.x_train, split.y_train)
+    with threadpool_limits(limits=1, user_api="blas"):
+        clf = MLPClassifier(**_MLP_PARAMS).fit(split.x_train, split.y_train)
     weights = [np.ascontiguousarray(coef.T, dtype=np.float32) for coef in clf.coefs_]
     biases = [intercept.astype(np.float32) for intercept in clf.intercepts_]
     return weights, biases
