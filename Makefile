@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup demo test fuzz lint bench iverilog clean shell experiments exp1 exp2 exp3 exp4 exp5 exp6 exp7 exp8 sim-study
+.PHONY: setup demo test test-all fuzz lint bench iverilog clean shell experiments exp1 exp2 exp3 exp4 exp5 exp6 exp7 exp8 sim-study
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,12 @@ test: setup
 # The slow fault-injection cases (every signal at every stage of a sweep, ...).
 fuzz: setup
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) -m fuzz tests
+
+# Every test: `make test`'s, the fuzz cases and the slow ones (synthesis of the largest
+# block at its defaults: more than 20 minutes).
+test-all: setup
+	$(VENV)/bin/ruff check codesign models hw sim experiments tests rtl_tests benchmarks
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) -m "" tests rtl_tests
 
 # The named experiments: `make expN` runs one (sweep, report, figures) into
 # results/sweeps/ (exp8 also results/exp8/); `make experiments` runs them all.
