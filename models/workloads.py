@@ -198,7 +198,7 @@ def magnitude_mask(w: np.ndarray, sparsity: float, scope: str = "global") -> np.
         raise WeightsError(
             f"scope must be one of {', '.join(map(repr, _MASKS))}; got {scope!r}"
         ) from None
-    return make(_magnitudes(w), sparsity)
+    return make(w, sparsity)
 
 
 def _magnitudes(w: np.ndarray) -> np.ndarray:
@@ -209,20 +209,25 @@ def _magnitudes(w: np.ndarray) -> np.ndarray:
     return np.abs(w, dtype=np.float64)
 
 
-def _global_mask(mags: np.ndarray, sparsity: float) -> np.ndarray:
-    pruned = round(sparsity * mags.size)
-    if pruned in (0, mags.size):
-        return np.full(mags.shape, pruned == 0)
-    flat = mags.ravel()
-    first_kept = np.partition(flat, pruned)[pruned]
-    mask = flat >= first_kept
-    extra = int(np.count_nonzero(mask)) - (mags.size - pruned)
+def _global_mask(w: np.ndarray, sparsity: float) -> np.ndarray:
+    pruned = round(sparsity * w.size)
+    if pruned in (0, w.size):
+        return np.full(w.shape, pruned == 0)
+    mags = _magnitudes(w).reshape(-1)
+    mags.partition(pruned)  # a temporary of its own: selected in place
+    first_kept = mags[pruned]
+    # |w| >= t without a second |w| array
+    mask = (w >= first_kept) | (w <= -first_kept)
+    extra = int(np.count_nonzero(mask)) - (w.size - pruned)
     if extra:
-        mask[np.flatnonzero(flat == first_kept)[:extra]] = False
-    return mask.reshape(mags.shape)
+        flat = w.reshape(-1)
+        ties = np.flatnonzero((flat == first_kept) | (flat == -first_kept))
+        mask.reshape(-1)[ties[:extra]] = False
+    return mask
 
 
-def _row_mask(mags: np.ndarray, sparsity: float) -> np.ndarray:
+def _row_mask(w: np.ndarray, sparsity: float) -> np.ndarray:
+    mags = _magnitudes(w)
     n = mags.shape[1]
     pruned = round(sparsity * n)
     if pruned in (0, n):
