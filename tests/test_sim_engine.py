@@ -40,6 +40,13 @@ def make_pass(nnz, bits, decode, n=64, head=0, latency=1, seed=0) -> Pass:
     )
 
 
+def row_lists(operands: int, bits: tuple[int, int], decode: int, most: int):
+    """Lists of 1 to ``most`` rows (operands, bits, decode cycles) with operands in
+    0..``operands``, bits in ``bits`` and decode cycles in 0..``decode``."""
+    row = st.tuples(st.integers(0, operands), st.integers(*bits), st.integers(0, decode))
+    return st.lists(row, min_size=1, max_size=most)
+
+
 def uniform(m, nnz, bits, decode, **kw) -> Pass:
     return make_pass([nnz] * m, [bits] * m, [decode] * m, **kw)
 
@@ -136,11 +143,7 @@ def test_balanced_rows_match_the_closed_form_exactly(
 
 @settings(max_examples=60, deadline=None)
 @given(
-    rows=st.lists(
-        st.tuples(st.integers(0, 30), st.integers(1, 2000), st.integers(0, 50)),
-        min_size=1,
-        max_size=80,
-    ),
+    rows=row_lists(operands=30, bits=(1, 2000), decode=50, most=80),
     lanes_log=st.integers(0, 3),
     units_log=st.integers(0, 3),
     bw=st.sampled_from([1.0, 4.0, 12.5]),
@@ -282,11 +285,7 @@ def test_activations_must_match_the_pass():
 
 @settings(max_examples=300, deadline=None)
 @given(
-    rows=st.lists(
-        st.tuples(st.integers(0, 12), st.integers(0, 900), st.integers(0, 30)),
-        min_size=1,
-        max_size=60,
-    ),
+    rows=row_lists(operands=12, bits=(0, 900), decode=30, most=60),
     lanes_log=st.integers(0, 3),
     units_log=st.integers(0, 3),
     bw=st.sampled_from([0.3, 1.0, 3.5, 7.7, 12.5, 64.0]),
