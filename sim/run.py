@@ -172,7 +172,8 @@ def _effects(r: LayerResult) -> dict[str, float]:
 def summarize(r: LayerResult) -> dict[str, Any]:
     """Flat figures of a layer result: cycles, time, throughput, utilizations, stall
     fractions, energy by component, pJ per dense-equivalent MAC, area, the closed-form
-    agreement and the named effect behind a gap."""
+    agreement and the named effect behind a gap, the SimPy events and the engine that
+    timed the passes (``events`` is 0 for the recurrence)."""
     arch, work = r.arch, r.work
     cycles = r.cycles
     seconds = arch.cycles_to_seconds(cycles)
@@ -213,6 +214,7 @@ def summarize(r: LayerResult) -> dict[str, Any]:
         "product_ok": r.product_ok,
         "product_error": r.product_error,
         "events": r.events,
+        "engine": ",".join(sorted({p.engine for p in r.passes})),
         "sim_wall_s": r.wall_s,
     }
 
