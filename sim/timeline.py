@@ -141,9 +141,13 @@ def _previous(values: np.ndarray, step: int) -> np.ndarray:
     return out
 
 
-_STALL_CAUSES = ("bandwidth", "decoder", "bank", "imbalance")
-#: (4 unit states, 4 stall causes) bool: the cause each state of :data:`UNIT_STATES` is.
-_STATE_CAUSE = np.array([[CAUSE[s] == c for c in _STALL_CAUSES] for s in UNIT_STATES])
+#: The lane stalls a decoder unit's state causes.
+_STALL_CAUSES = LANE_STATES[2:]
+#: (5 states, 4 stall causes) bool: the cause of each state of :data:`UNIT_STATES` and of
+#: a unit done with its rows (``imbalance``).
+_STATE_CAUSE = np.array(
+    [[CAUSE.get(s, "imbalance") == c for c in _STALL_CAUSES] for s in (*UNIT_STATES, "done")]
+)
 
 
 def _unit_causes(t: Timeline, unit: np.ndarray, asked: np.ndarray, data: np.ndarray):
@@ -153,7 +157,7 @@ def _unit_causes(t: Timeline, unit: np.ndarray, asked: np.ndarray, data: np.ndar
     :data:`_STALL_CAUSES` before each boundary."""
     bounds = np.stack([asked[unit], data[unit], t.slot[unit], t.start[unit]], axis=1).ravel()
     bounds = np.append(bounds, t.decoded[unit[-1]])
-    own = np.tile(_STATE_CAUSE, (unit.size, 1))  # (4k, causes)
+    own = np.tile(_STATE_CAUSE[:4], (unit.size, 1))  # (4k, causes)
     cum = np.zeros((len(_STALL_CAUSES), bounds.size), dtype=np.int64)
     cum[:, 1:] = np.cumsum(np.diff(bounds)[:, None] * own, axis=0).T
     return bounds, cum
@@ -163,14 +167,11 @@ def _overlap(bounds: np.ndarray, cum: np.ndarray, t0: np.ndarray, t1: np.ndarray
     """(causes,) cycles of the intervals [t0, t1) a unit spent in each cause (its
     :func:`_unit_causes`); time after the last boundary is ``imbalance`` (the unit is
     done)."""
-    done = np.zeros(len(_STALL_CAUSES), dtype=bool)
-    done[_STALL_CAUSES.index("imbalance")] = True
-    state_cause = np.vstack([_STATE_CAUSE, done])
 
     def at(times: np.ndarray) -> np.ndarray:
         j = np.searchsorted(bounds, times, side="right") - 1
         state = np.where(j == bounds.size - 1, 4, j % 4)
-        return cum[:, j] + (times - bounds[j]) * state_cause[state].T
+        return cum[:, j] + (times - bounds[j]) * _STATE_CAUSE[state].T
 
     return (at(t1) - at(t0)).sum(axis=1)
 
