@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup demo test test-rtl formal fuzz lint bench iverilog cxx warm clean shell experiments exp1 exp2 exp3 exp4 exp5 exp6 exp7 exp8 sim-study
+.PHONY: setup demo test test-all test-rtl formal fuzz lint bench iverilog cxx warm clean shell experiments exp1 exp2 exp3 exp4 exp5 exp6 exp7 exp8 sim-study
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -82,6 +82,12 @@ test-rtl: setup
 # The SymbiYosys proofs of every block (also part of `make test`).
 formal: setup
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) rtl_tests/test_formal.py
+
+# Every test: `make test`'s, the fuzz cases and the slow ones (synthesis of the largest
+# block at its defaults: more than 20 minutes).
+test-all: setup
+	$(VENV)/bin/ruff check codesign models hw sim experiments tests rtl_tests benchmarks
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) -m "" tests rtl_tests
 
 # The named experiments: `make expN` runs one (sweep, report, figures) into
 # results/sweeps/ (exp8 also results/exp8/); `make experiments` runs them all.

@@ -15,9 +15,17 @@ it allocates (``--max-memory``); and :mod:`codesign.config_files`, the safe YAML
 and number rule of every configuration file.
 """
 
-from importlib.metadata import PackageNotFoundError, version
 
-try:
-    __version__: str = version("sparse-codesign")
-except PackageNotFoundError:  # a source tree used without installing it
-    __version__ = "0+unknown"
+def __getattr__(name: str) -> str:
+    """``__version__``: the installed distribution's version, looked up on first use
+    (the metadata lookup costs tens of milliseconds every command would pay)."""
+    if name != "__version__":
+        raise AttributeError(f"module 'codesign' has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = version("sparse-codesign")
+    except PackageNotFoundError:  # a source tree used without installing it
+        found = "0+unknown"
+    globals()["__version__"] = found
+    return found

@@ -55,8 +55,7 @@ class CsrFormat(Format):
         flat = np.ascontiguousarray(weights).ravel()
         idx = np.flatnonzero(flat)
         col_bits, ptr_bits = csr_widths(weights.shape, idx.size, spec)
-        row_ptr = np.zeros(m + 1, dtype=np.int64)
-        np.cumsum(np.count_nonzero(weights, axis=1), out=row_ptr[1:])
+        row_ptr = np.searchsorted(idx, np.arange(m + 1, dtype=np.int64) * n).astype(np.int64)
         streams = {
             "col_idx": Stream((idx % n).astype(np.int64), col_bits, "index"),
             "row_ptr": Stream(row_ptr, ptr_bits, "index"),
@@ -69,10 +68,10 @@ class CsrFormat(Format):
     def decode(self, enc: Encoded) -> Decoded:
         m, n = enc.shape
         row_ptr = enc.streams["row_ptr"].data
-        rows = np.repeat(np.arange(m), np.diff(row_ptr))
-        cols = enc.streams["col_idx"].data
-        weights = np.zeros(enc.shape, dtype=enc.dtype)
-        weights[rows, cols] = enc.streams["values"].data
-        mask = np.zeros(enc.shape, dtype=bool)
-        mask[rows, cols] = True
-        return Decoded(weights, mask)
+        starts = np.repeat(np.arange(m, dtype=np.int64) * n, np.diff(row_ptr))
+        positions = starts + enc.streams["col_idx"].data
+        weights = np.zeros(m * n, dtype=enc.dtype)
+        weights[positions] = enc.streams["values"].data
+        mask = np.zeros(m * n, dtype=bool)
+        mask[positions] = True
+        return Decoded(weights.reshape(m, n), mask.reshape(m, n))

@@ -43,9 +43,9 @@ from typing import Any
 
 import numpy as np
 
+from codesign.models.disk_cache import default_cache_dir
 from codesign.models.errors import WeightsError
 from codesign.models.weight_files import save_model
-from codesign.models.workloads import default_cache_dir
 
 __all__ = [
     "EXAMPLES",
@@ -248,7 +248,7 @@ def write_example(name: str, path: str | Path, seed: int = 0) -> Path:
 
 def example_path(name: str, seed: int = 0, cache_dir: str | Path | None = None) -> Path:
     """The cached model file of example ``name`` (written on first use into
-    ``cache_dir``/examples, default :func:`~codesign.models.workloads.default_cache_dir`);
+    ``cache_dir``/examples, default :func:`~codesign.models.disk_cache.default_cache_dir`);
     the file name carries a digest of the generator's parameters."""
     _check_name(name)
     key = json.dumps({"name": name, "seed": seed, "version": GENERATOR_VERSION})

@@ -152,26 +152,38 @@ def unpack_inputs(spec: ViterbiSpec, words: np.ndarray) -> np.ndarray:
     return ((np.asarray(words, dtype=np.int64)[:, None] >> shifts) & 1).astype(np.uint8)
 
 
+@numba.njit(cache=True)
+def _expand_segment(words, g, seg_len, n_in, tap_mask, table, out):
+    """Mask bits of segment ``g`` (cycles g·seg_len … of ``words``) into ``out``, from
+    S = 0; x_t = (x_{t−1}·2^n_in + U_t) mod 2^(n_in+n_ff) (= ``tap_mask`` + 1)."""
+    n_out = table.shape[1]
+    x = 0
+    for t in range(g * seg_len, min((g + 1) * seg_len, words.size)):
+        x = ((x << n_in) | words[t]) & tap_mask
+        for j in range(n_out):
+            out[t * n_out + j] = table[x, j]
+
+
 @numba.njit(cache=True, parallel=True)
 def _expand_segments(words, seg_len, n_in, tap_mask, table, out):
     """Mask bits of every cycle into ``out`` (cycles·n_out,) bool: ``words`` (cycles,)
-    input integers in segments of ``seg_len`` cycles, each from S = 0; x_t =
-    (x_{t−1}·2^n_in + U_t) mod 2^(n_in+n_ff) (= ``tap_mask`` + 1); ``table``: keep_table."""
-    n_out = table.shape[1]
-    cycles = words.size
-    for g in numba.prange((cycles + seg_len - 1) // seg_len):
-        x = 0
-        for t in range(g * seg_len, min((g + 1) * seg_len, cycles)):
-            x = ((x << n_in) | words[t]) & tap_mask
-            for j in range(n_out):
-                out[t * n_out + j] = table[x, j]
+    input integers in segments of ``seg_len`` cycles, each from S = 0 (segments in
+    parallel); ``table``: keep_table."""
+    for g in numba.prange((words.size + seg_len - 1) // seg_len):
+        _expand_segment(words, g, seg_len, n_in, tap_mask, table, out)
 
 
 def _expand_words(spec: ViterbiSpec, words: np.ndarray, seg_len: int) -> np.ndarray:
-    """Mask bits (cycles·n_out,) of input integers ``words`` in segments of ``seg_len``."""
+    """Mask bits (cycles·n_out,) of input integers ``words`` in segments of ``seg_len``
+    (one segment runs on this thread: a parallel launch costs more than it)."""
     out = np.empty(words.size * spec.n_out, dtype=bool)
     tap_mask = 2 ** tap_width(spec) - 1
-    _expand_segments(words, max(seg_len, 1), spec.n_in, tap_mask, keep_table(spec), out)
+    seg_len = max(seg_len, 1)
+    args = (seg_len, spec.n_in, tap_mask, keep_table(spec), out)
+    if words.size <= seg_len:
+        _expand_segment(words, 0, *args)
+    else:
+        _expand_segments(words, *args)
     return out
 
 

@@ -27,13 +27,11 @@ waits for a bank; the estimate stretches a decoder unit's period u by D / banks)
 from __future__ import annotations
 
 import dataclasses
-import math
-from fractions import Fraction
 
 import numpy as np
 
 from codesign.sim.arch import Arch
-from codesign.sim.engine import unit_cycles
+from codesign.sim.timeline import dram_ticks, unit_cycles
 from codesign.sim.work import Pass
 
 #: Named bounds of :class:`Estimate`, in report order.
@@ -57,11 +55,12 @@ def estimate_pass(p: Pass, arch: Arch, columns: int | None = None) -> Estimate:
     if n == 0:
         return Estimate(0, "dram", dict.fromkeys(BOUNDS, 0.0))
     d, lanes = arch.decoders, arch.lanes
-    row_bits = Fraction(int(p.row_bits.sum()), n)
-    bw = Fraction(str(arch.dram_bytes_per_cycle))
+    bits = int(p.row_bits.sum())
+    per_bit, per_cycle = dram_ticks(arch)
 
     def arrival(r: int) -> float:
-        return math.ceil(r * row_bits / (8 * bw)) + arch.dram_latency_cycles
+        # r mean rows: ⌈r · (bits / n) / (8·bandwidth)⌉ cycles, in exact integers
+        return -(-r * bits * per_bit // (n * per_cycle)) + arch.dram_latency_cycles
 
     u = float(unit_cycles(p, arch).mean())
     walk = u * d / min(d, arch.buffer_banks)

@@ -5,6 +5,7 @@ A configuration names the architecture, the energy table and the layers::
     name: digits-csr                 # optional label
     energy_table: default            # or a YAML file overriding entries of the default
     seed: 0                          # activations X are drawn from it
+    engine: auto                     # auto | event | recurrence (codesign.sim.engine)
     arch:                            # every key optional (defaults of codesign.sim.arch.Arch)
       clock_ghz: 1.0
       lanes: 16
@@ -46,7 +47,11 @@ integer or one per kernel dimension; ``kernel`` only for a 2-D matrix source —
 kernel tensor brings its own), or neither (fully connected). A file's kernel tensor
 (3-D or more) needs a ``conv`` geometry. A file's side tensors (biases, norms) are read
 once from DRAM at the entry's value precision (its ``quantize`` width, else 32 bits);
-its skipped tensors are listed. Errors name the key path and the allowed values.
+its skipped tensors are listed. ``engine`` chooses how passes are timed: the SimPy
+processes (``event``, the reference), the row-order recurrence that gives the same
+cycles where no buffer bank can be short (``recurrence``), or the recurrence where it
+applies and the processes elsewhere (``auto``, the default).
+Errors name the key path and the allowed values.
 
 The file is read by :func:`codesign.config_files.load_yaml` (UTF-8, no Python tags,
 bounded nesting and alias expansion, no repeated key, one-line syntax errors naming the
@@ -67,6 +72,7 @@ from codesign.models.examples import EXAMPLES
 from codesign.models.registry import FORMATS
 from codesign.models.specs import SpecError, spec_class
 from codesign.sim.arch import NESTED_KEYS, Arch, ConfigError
+from codesign.sim.engine import ENGINES
 
 _POS_INT = {"type": "integer", "minimum": 1}
 _DIMS = {
@@ -126,6 +132,7 @@ SCHEMA: dict[str, Any] = {
         "name": {"type": "string"},
         "energy_table": {"type": "string"},
         "seed": {"type": "integer", "minimum": 0},
+        "engine": {"enum": list(ENGINES)},
         "arch": {
             "type": "object",
             "additionalProperties": False,
@@ -213,7 +220,8 @@ class LayerConfig:
 @dataclasses.dataclass(frozen=True)
 class SimConfig:
     """A validated configuration: ``arch``, energy table source, activation ``seed``,
-    the layer entries and the per-layer ``overrides`` (:mod:`codesign.models.overrides`)."""
+    the layer entries, the per-layer ``overrides`` (:mod:`codesign.models.overrides`) and
+    the ``engine`` that times the passes (:data:`codesign.sim.engine.ENGINES`)."""
 
     name: str
     arch: Arch
@@ -221,6 +229,7 @@ class SimConfig:
     seed: int
     layers: tuple[LayerConfig, ...]
     overrides: tuple[dict[str, Any], ...] = ()
+    engine: str = "auto"
 
 
 def _path(error: jsonschema.ValidationError) -> str:
@@ -292,6 +301,7 @@ def parse_config(doc: Any) -> SimConfig:
         seed=int(doc.get("seed", 0)),
         layers=tuple(layers),
         overrides=overrides,
+        engine=str(doc.get("engine", "auto")),
     )
 
 

@@ -352,18 +352,27 @@ def _xor_value_bits(enc: Encoded) -> np.ndarray:
 
 
 def _operands(weights: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(indptr (m + 1,), cols, vals) of the True positions of ``mask`` in CSR order."""
-    indptr = np.zeros(mask.shape[0] + 1, dtype=np.int64)
-    np.cumsum(mask.sum(axis=1), out=indptr[1:])
-    rows, cols = np.nonzero(mask)
-    return indptr, cols.astype(np.int64), weights[rows, cols]
+    """(indptr (m + 1,), cols, vals) of the True positions of ``mask`` (m, n) in CSR
+    order: one scan of the mask for the flat positions, O(nnz) work after it."""
+    m, n = mask.shape
+    flat = np.flatnonzero(mask)
+    indptr = np.searchsorted(flat, np.arange(m + 1, dtype=np.int64) * n)
+    return indptr.astype(np.int64), flat % n, weights.reshape(-1)[flat]
+
+
+def _all_operands(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The :func:`_operands` of a matrix stored dense: every row's n values in column
+    order (no mask to scan)."""
+    m, n = matrix.shape
+    indptr = np.arange(m + 1, dtype=np.int64) * n
+    return indptr, np.tile(np.arange(n, dtype=np.int64), m), matrix.reshape(-1)
 
 
 def _dense_pass(name: str, matrix: np.ndarray, width: int) -> Pass:
     """A matrix stored dense with ``width``-bit values and read with no decoder."""
     m, n = matrix.shape
     zeros = np.zeros(m, dtype=np.int64)
-    indptr, cols, vals = _operands(matrix, np.ones(matrix.shape, dtype=bool))
+    indptr, cols, vals = _all_operands(matrix)
     return Pass(
         name, (m, n), zeros, np.full(m, n * width, np.int64), zeros, 0, 0, indptr, cols, vals, ()
     )
@@ -388,7 +397,10 @@ def _lowrank_passes(name: str, enc: Encoded) -> tuple[Pass, ...]:
 
 def _format_pass(name: str, enc: Encoded, opts: _Options) -> Pass:
     decoded = get_format(enc.format).decode(enc)
-    indptr, cols, vals = _operands(decoded.weights, decoded.mask)
+    if enc.format == "dense":
+        indptr, cols, vals = _all_operands(decoded.weights)
+    else:
+        indptr, cols, vals = _operands(decoded.weights, decoded.mask)
     index = _INDEX[enc.format](enc, opts)
     if enc.format == "xor":
         value_bits = _xor_value_bits(enc)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from codesign.models.encoded_cache import compress_layer
 from codesign.models.examples import example_geometry, example_path
 from codesign.models.format import Encoded
 from codesign.models.overrides import resolve, unused_patterns
@@ -26,7 +27,6 @@ from codesign.models.weight_files import Tensor, open_model
 from codesign.models.workloads import (
     load_digits_mlp,
     parse_shape,
-    quantize_symmetric,
     synthetic,
 )
 from codesign.sim.arch import ConfigError
@@ -177,11 +177,13 @@ def _geometry_keys(geometry: dict[str, Any]) -> dict[str, Any]:
     return {"conv": dict(geometry)} if geometry else {}
 
 
-def encode_layer(weights: np.ndarray, cfg: LayerConfig) -> tuple[np.ndarray, Encoded]:
+def encode_layer(
+    weights: np.ndarray, cfg: LayerConfig, cache: bool = True
+) -> tuple[np.ndarray, Encoded]:
     """``(reference, encoded)``: the layer quantized to ``cfg.quantize`` bits (when
     set), pruned to ``cfg.sparsity`` with the structure of ``cfg.format`` and encoded;
-    ``reference`` is the matrix the encoding stands for."""
-    if cfg.quantize is not None:
-        weights = quantize_symmetric(weights, cfg.quantize)[0]
-    fmt = get_format(cfg.format)
-    return fmt.compress(weights, cfg.sparsity, fmt.spec_type(**cfg.spec))
+    ``reference`` is the matrix the encoding stands for. ``cache``: through the
+    encoded-layer cache (:mod:`codesign.models.encoded_cache`), so a layer met again
+    (another run, another stage of a sweep point) is read back, not encoded again."""
+    spec = get_format(cfg.format).spec_type(**cfg.spec)
+    return compress_layer(weights, cfg.format, spec, cfg.sparsity, cfg.quantize, cache=cache)

@@ -13,7 +13,6 @@ flat figures; :func:`side_row` prices a model's side tensors (read once from DRA
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from typing import Any
 
@@ -22,13 +21,14 @@ import numpy as np
 from codesign.sim.analytical import estimate_pass
 from codesign.sim.arch import Arch
 from codesign.sim.energy import COMPONENTS, pass_energy, sized
-from codesign.sim.engine import LANE_STATES, PassResult, simulate_pass
+from codesign.sim.engine import simulate_pass
 from codesign.sim.geometry import Geometry
+from codesign.sim.timeline import LANE_STATES, PassResult, dram_ticks
 from codesign.sim.work import LayerWork
 
 #: Relative gap between simulation and closed form below which they "agree".
 AGREEMENT = 0.02
-#: Lane stall categories (:data:`codesign.sim.engine.LANE_STATES` without ``busy``).
+#: Lane stall categories (:data:`codesign.sim.timeline.LANE_STATES` without ``busy``).
 STALLS = LANE_STATES[1:]
 
 
@@ -87,10 +87,12 @@ def simulate_layer(
     value_dtype: np.dtype,
     seed: int = 0,
     geometry: Geometry | None = None,
+    engine: str = "auto",
 ) -> LayerResult:
     """Simulate ``work`` on ``arch``; ``reference`` (m, n) is the matrix its encoding
     stands for (the product check compares with its product computed by numpy);
-    ``geometry``: how the layer meets its input (default: fully connected)."""
+    ``geometry``: how the layer meets its input (default: fully connected); ``engine``:
+    how the passes are timed (:data:`codesign.sim.engine.ENGINES`)."""
     geometry = Geometry() if geometry is None else geometry
     n = work.dense_shape[1]
     inputs = activations(geometry.input_shape(n, arch.batch), arch, seed)
@@ -99,7 +101,7 @@ def simulate_layer(
     start = time.perf_counter()
     results, y = [], x
     for p in work.passes:
-        result = simulate_pass(p, arch, y)
+        result = simulate_pass(p, arch, y, engine)
         results.append(result)
         y = result.output
     wall = time.perf_counter() - start
@@ -170,7 +172,8 @@ def _effects(r: LayerResult) -> dict[str, float]:
 def summarize(r: LayerResult) -> dict[str, Any]:
     """Flat figures of a layer result: cycles, time, throughput, utilizations, stall
     fractions, energy by component, pJ per dense-equivalent MAC, area, the closed-form
-    agreement and the named effect behind a gap."""
+    agreement and the named effect behind a gap, the SimPy events and the engine that
+    timed the passes (``events`` is 0 for the recurrence)."""
     arch, work = r.arch, r.work
     cycles = r.cycles
     seconds = arch.cycles_to_seconds(cycles)
@@ -211,6 +214,7 @@ def summarize(r: LayerResult) -> dict[str, Any]:
         "product_ok": r.product_ok,
         "product_error": r.product_error,
         "events": r.events,
+        "engine": ",".join(sorted({p.engine for p in r.passes})),
         "sim_wall_s": r.wall_s,
     }
 
@@ -259,7 +263,8 @@ def side_row(label: str, bits: int, arch: Arch, table: dict[str, Any]) -> dict[s
     read once from DRAM, dense, before the first layer — ⌈bits / (8·bandwidth)⌉ cycles
     plus the DRAM latency, while the lanes wait (``fill``); DRAM energy and one write and
     read of the weight buffer per bit, as for weights; no MAC and no decoder."""
-    transfer = math.ceil(bits / (8 * arch.dram_bytes_per_cycle) - 1e-9)
+    per_bit, per_cycle = dram_ticks(arch)
+    transfer = -(-bits * per_bit // per_cycle)
     cycles = transfer + arch.dram_latency_cycles if bits else 0
     weight_sram = sized(table, "sram_read_64b_pj", arch.buffer_bytes) / 64
     energy = {

@@ -15,6 +15,7 @@ import dataclasses
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,13 +88,12 @@ class Pass:
         return np.diff(self.indptr)
 
     def apply(self, x: np.ndarray) -> np.ndarray:
-        """Y (m, B) float64 = the pass's operands times ``x`` (n, B), row by row."""
-        x = np.asarray(x, dtype=np.float64)
-        prod = self.vals[:, None].astype(np.float64) * x[self.cols]
-        out = np.zeros((self.rows, x.shape[1]))
-        nonempty = self.macs > 0
-        out[nonempty] = np.add.reduceat(prod, self.indptr[:-1][nonempty], axis=0)
-        return out
+        """Y (m, B) float64 = the pass's operands times ``x`` (n, B): each row the sum,
+        in operand order, of its operands times their rows of ``x`` (as a lane
+        accumulates them); O(operands·B) time and no memory beyond Y."""
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        vals = np.ascontiguousarray(self.vals, dtype=np.float64)
+        return _accumulate(self.indptr, self.cols, vals, x)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,3 +112,17 @@ class LayerWork:
     def dense_macs(self) -> int:
         """Multiply-accumulates per batch column of the dense layer (m·n)."""
         return self.dense_shape[0] * self.dense_shape[1]
+
+
+@njit(cache=True)
+def _accumulate(indptr, cols, vals, x):
+    """(m, B) float64: row r = Σ_k vals[k]·x[cols[k]] over k in indptr[r]:indptr[r+1]."""
+    m = indptr.size - 1
+    columns = x.shape[1]
+    out = np.zeros((m, columns))
+    for r in range(m):
+        for k in range(indptr[r], indptr[r + 1]):
+            v, c = vals[k], cols[k]
+            for j in range(columns):
+                out[r, j] += v * x[c, j]
+    return out

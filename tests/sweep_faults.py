@@ -144,13 +144,20 @@ def children_after(tag: str) -> int:
     return len(tagged(tag))
 
 
+def own_cache(cfg: Path) -> dict[str, str]:
+    """The environment giving the runs of the config ``cfg`` a cache folder of their own
+    beside it: the points must take their time, and encodings left in a shared cache
+    by an earlier run would make them instant."""
+    return {"CODESIGN_CACHE": str(cfg.parent / "cache")}
+
+
 def start(cfg: Path, out: Path, tag: str, *extra: str, workers: int = 2) -> subprocess.Popen:
     argv = [sys.executable, "-m", "codesign", "sweep", str(cfg), "--out", str(out)]
     argv += ["--workers", str(workers), "--no-progress", *extra]
     return subprocess.Popen(
         argv,
         cwd=ROOT,
-        env={**os.environ, "CODESIGN_CODE_VERSION": CODE, TAG: tag},
+        env={**os.environ, "CODESIGN_CODE_VERSION": CODE, TAG: tag, **own_cache(cfg)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

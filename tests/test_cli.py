@@ -237,3 +237,22 @@ def test_verilog_bad_spec_writes_nothing(capsys, tmp_path, argv, message):
     code, _, err = run(capsys, *argv, str(out_dir))
     assert code == 2 and message in err
     assert not out_dir.exists()
+
+
+def test_a_csr_compress_loads_neither_numba_nor_amaranth_nor_the_other_formats():
+    # the command's start-up: one subcommand's module, one format's
+    script = (
+        "import sys\n"
+        "from codesign.experiments.cli.main import main\n"
+        "main(['compress', '--format', 'csr', '--synthetic', '16x16', '--sparsity', '0.5'])\n"
+        "heavy = ('numba', 'amaranth', 'jsonschema', 'sklearn', 'codesign.models.viterbi')\n"
+        "print(sorted(name for name in heavy if name in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "[]"
+
+
+def test_every_format_is_registered_under_its_own_name():
+    assert [FORMATS[name].name for name in FORMATS] == list(FORMATS)
+    assert len(FORMATS) == len(set(FORMATS)) == 12

@@ -4,7 +4,6 @@ amaranth.sim check of the relative-index decoder against a slow reference."""
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 
@@ -52,11 +51,8 @@ def test_registry_lists_relative():
 
 #: Blocks whose synthesis at the defaults takes too long for the suite: viterbi_search
 #: (2^9 add-compare-select candidates per step and 256-step survivor banks) runs for
-#: more than 20 minutes in yosys. ``CODESIGN_SLOW_TESTS=1`` runs it too.
+#: more than 20 minutes in yosys. Marked ``slow``: `make test-all` runs it.
 SLOW_SYNTHESIS = ("viterbi_search",)
-SLOW = pytest.mark.skipif(
-    not os.environ.get("CODESIGN_SLOW_TESTS"), reason="slow: set CODESIGN_SLOW_TESTS=1"
-)
 
 
 @pytest.mark.parametrize("name", list(BLOCKS))
@@ -72,7 +68,8 @@ def test_every_block_generates_with_its_defaults(tmp_path, name):
 
 
 @pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=[SLOW] if n in SLOW_SYNTHESIS else []) for n in BLOCKS]
+    "name",
+    [pytest.param(n, marks=[pytest.mark.slow] if n in SLOW_SYNTHESIS else []) for n in BLOCKS],
 )
 def test_every_block_synthesizes_with_its_defaults(name):
     stats = synthesize(name)

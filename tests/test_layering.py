@@ -86,6 +86,6 @@ def test_render_lists_package_arrows():
     assert "hw -> models" in text
     assert "experiments.cli -> experiments.reports" in text
     assert [line for line in text.splitlines() if line.strip().startswith("models ->")] == [
-        "  models -> codesign.files  (1)",
+        "  models -> codesign.files  (2)",
         "  models -> codesign.limits  (6)",
     ]

@@ -69,6 +69,23 @@ def test_a_full_device_is_named(capsys):
     assert err == "codesign: error: cannot write /dev/full: no space left on the device\n"
 
 
+RELATIVE = DecoderUse("relative", "relative", RelativeSpec(r=4), {"n_cols": 37}, 1, np.zeros(1))
+
+
+@pytest.fixture(scope="module")
+def synthesized(tmp_path_factory) -> tuple[str, int]:
+    """The synthesis cache entry of :data:`RELATIVE` (file name, cells), made once: the
+    first call synthesizes and stores, the second reads the entry."""
+    cache = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CODESIGN_CACHE", str(cache))
+        cells = block_cells(RELATIVE)
+        (entry,) = (cache / "synth").iterdir()
+        assert json.loads(entry.read_text())["total"] == cells > 0
+        assert block_cells(RELATIVE) == cells
+    return entry.name, cells
+
+
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
@@ -80,16 +97,15 @@ def test_a_full_device_is_named(capsys):
     ],
 )
 def test_a_corrupt_synthesis_cache_entry_is_named_dropped_and_recomputed(
-    tmp_path, monkeypatch, caplog, content, reason
+    synthesized, tmp_path, monkeypatch, caplog, content, reason
 ):
+    name, cells = synthesized
     monkeypatch.setenv("CODESIGN_CACHE", str(tmp_path))
-    use = DecoderUse("relative", "relative", RelativeSpec(r=4), {"n_cols": 37}, 1, np.zeros(1))
-    cells = block_cells(use)
-    (entry,) = (tmp_path / "synth").iterdir()
-    assert json.loads(entry.read_text())["total"] == cells > 0
+    entry = tmp_path / "synth" / name
+    entry.parent.mkdir()
     entry.write_bytes(content)
     with caplog.at_level(logging.WARNING, logger="codesign"):
-        assert block_cells(use) == cells
+        assert block_cells(RELATIVE) == cells
     (message,) = caplog.messages
     assert message.startswith(f"codesign: dropped the corrupt cache file {entry} ({reason}")
     assert message.endswith("); recomputing it")

@@ -3,7 +3,7 @@
 The commands are read from the README's text (the ``sh`` block under "Command line
 tour"), each run in order with the installed ``codesign`` script, in a fresh directory
 that holds what the repository root holds for them (``experiments/``). ``codesign
-demo`` (1–3 minutes) runs in a test of its own so it can run beside the others.
+demo`` (about half a minute) runs in a test of its own so it can run beside the others.
 """
 
 from __future__ import annotations

@@ -28,6 +28,8 @@ def test_a_minimal_config_takes_the_defaults():
     layer = cfg.layers[0]
     assert (layer.format, layer.sparsity, layer.quantize) == ("bitmap", 0.9, 8)
     assert layer.source == {"synthetic": "32x48"}
+    assert cfg.engine == "auto"
+    assert parse_config(doc(engine="event")).engine == "event"
 
 
 def test_nested_arch_keys_map_to_fields():
@@ -106,6 +108,7 @@ def test_nested_arch_keys_map_to_fields():
             r"layers.0: a layer needs exactly one of the keys digits, synthetic, weights, example",
         ),
         (doc(defaults={"quantize": 1}), r"defaults.quantize = 1 is out of range; allowed: >= 2"),
+        (doc(engine="fast"), r"engine = 'fast'; allowed: auto, event, recurrence"),
     ],
 )
 def test_bad_configs_name_the_key_and_the_allowed_values(bad, message):

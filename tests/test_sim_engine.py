@@ -1,4 +1,5 @@
-"""The event simulation against closed forms and an independent recurrence."""
+"""The event simulation against closed forms and an independent recurrence; the
+row-order recurrence of codesign.sim.recurrence against the event simulation."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from hypothesis import strategies as st
 
 from codesign.sim.analytical import estimate_pass
 from codesign.sim.arch import Arch, ConfigError
-from codesign.sim.engine import LANE_STATES, simulate_pass
+from codesign.sim.engine import LANE_STATES, event_timeline, simulate_pass
+from codesign.sim.recurrence import pass_timeline
 from codesign.sim.work import Pass
 
 
@@ -38,6 +40,13 @@ def make_pass(nnz, bits, decode, n=64, head=0, latency=1, seed=0) -> Pass:
     )
 
 
+def row_lists(operands: int, bits: tuple[int, int], decode: int, most: int):
+    """Lists of 1 to ``most`` rows (operands, bits, decode cycles) with operands in
+    0..``operands``, bits in ``bits`` and decode cycles in 0..``decode``."""
+    row = st.tuples(st.integers(0, operands), st.integers(*bits), st.integers(0, decode))
+    return st.lists(row, min_size=1, max_size=most)
+
+
 def uniform(m, nnz, bits, decode, **kw) -> Pass:
     return make_pass([nnz] * m, [bits] * m, [decode] * m, **kw)
 
@@ -48,9 +57,24 @@ def arch_of(**kw) -> Arch:
     return Arch(**base)
 
 
+def assert_same(a, b) -> None:
+    """Two pass results agree on every figure (not on the engine, its events or time)."""
+    for field in dataclasses.fields(a):
+        if field.name not in ("engine", "events", "engine_s"):
+            np.testing.assert_array_equal(getattr(a, field.name), getattr(b, field.name))
+
+
 def run(p: Pass, arch: Arch):
+    """The SimPy result of ``p`` on ``arch`` (random X of the batch's columns), held
+    equal to the recurrence's wherever the recurrence applies (no bank can be short)."""
     x = np.random.default_rng(1).integers(-4, 4, size=(p.shape[1], arch.batch)).astype(float)
-    return simulate_pass(p, arch, x), x
+    result = simulate_pass(p, arch, x, engine="event")
+    assert result.engine == "event"
+    if arch.buffer_banks >= arch.decoders:
+        fast = simulate_pass(p, arch, x, engine="recurrence")
+        assert (fast.engine, fast.events) == ("recurrence", 0)
+        assert_same(result, fast)
+    return result, x
 
 
 def recurrence_cycles(p: Pass, arch: Arch) -> int:
@@ -119,11 +143,7 @@ def test_balanced_rows_match_the_closed_form_exactly(
 
 @settings(max_examples=60, deadline=None)
 @given(
-    rows=st.lists(
-        st.tuples(st.integers(0, 30), st.integers(1, 2000), st.integers(0, 50)),
-        min_size=1,
-        max_size=80,
-    ),
+    rows=row_lists(operands=30, bits=(1, 2000), decode=50, most=80),
     lanes_log=st.integers(0, 3),
     units_log=st.integers(0, 3),
     bw=st.sampled_from([1.0, 4.0, 12.5]),
@@ -241,10 +261,15 @@ def test_a_row_larger_than_the_buffer_is_an_error():
 
 
 def test_idle_cycles_cost_no_events():
+    # the same rows with 1000 times the operands: the cycles grow 700-fold, the events
+    # stay a few per row (a process yields only to wait for another or for its work)
     short, _ = run(uniform(64, 4, 64, 1), arch_of(lanes=4, decoders=2))
     long, _ = run(uniform(64, 4000, 64, 1, n=4096), arch_of(lanes=4, decoders=2))
     assert long.cycles > 500 * short.cycles / 10
-    assert long.events == short.events
+    assert max(long.events, short.events) <= 3 * 64
+    mixed = make_pass([5, 40, 0, 12] * 64, [900, 300, 64, 2000] * 64, [3, 0, 9, 1] * 64)
+    result, _ = run(mixed, arch_of(lanes=16, decoders=4, dram_bytes_per_cycle=4.0))
+    assert result.events <= 5 * mixed.rows
 
 
 def test_lane_states_are_reported_in_order():
@@ -256,3 +281,74 @@ def test_activations_must_match_the_pass():
     p = uniform(4, 2, 64, 1)
     with pytest.raises(ValueError, match=r"x must have shape \(64, columns >= 1\)"):
         simulate_pass(p, arch_of(), np.zeros((3, 1)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=row_lists(operands=12, bits=(0, 900), decode=30, most=60),
+    lanes_log=st.integers(0, 3),
+    units_log=st.integers(0, 3),
+    bw=st.sampled_from([0.3, 1.0, 3.5, 7.7, 12.5, 64.0]),
+    latency=st.integers(0, 40),
+    fifo=st.integers(1, 3),
+    head=st.integers(0, 3),
+    out_latency=st.integers(0, 2),
+    buffer_rows=st.sampled_from([1.0, 1.5, 3.0, 100.0]),
+    bank_width=st.sampled_from([1, 4, 16]),
+    columns=st.integers(1, 3),
+)
+def test_the_recurrence_gives_the_event_timeline(
+    rows,
+    lanes_log,
+    units_log,
+    bw,
+    latency,
+    fifo,
+    head,
+    out_latency,
+    buffer_rows,
+    bank_width,
+    columns,
+):
+    # small buffers (the channel waits for space), one-row FIFOs, fractional
+    # bandwidths, rows without bits, decode cycles or operands
+    nnz, bits, decode = zip(*rows, strict=True)
+    lanes = 1 << lanes_log
+    units = 1 << min(units_log, lanes_log)
+    p = make_pass(nnz, bits, decode, n=16, head=head, latency=out_latency)
+    largest = max(1, -(-max(bits) // 8))
+    arch = Arch(
+        lanes=lanes,
+        decoders=units,
+        buffer_banks=units,
+        buffer_bytes=int(largest * buffer_rows),
+        bank_bytes_per_cycle=bank_width,
+        dram_bytes_per_cycle=bw,
+        dram_latency_cycles=latency,
+        lane_fifo_rows=fifo,
+    )
+    timeline, _ = event_timeline(p, arch, columns)
+    fast = pass_timeline(p, arch, columns)
+    for field in dataclasses.fields(timeline):
+        np.testing.assert_array_equal(getattr(fast, field.name), getattr(timeline, field.name))
+
+
+def test_dram_time_is_exact_for_fractional_bandwidths():
+    # 7 rows of 100 bits at 0.3 bytes/cycle: 700 / (8 · 3/10) = 291.666… cycles; the
+    # last row is there at 292, read in 1 cycle, out 1 cycle later, 1 multiply
+    p = uniform(7, 1, 100, 0)
+    result, _ = run(p, arch_of(dram_bytes_per_cycle=0.3, dram_latency_cycles=0))
+    assert result.dram_cycles == 7000 / 24
+    assert result.cycles == 292 + 3
+
+
+def test_the_recurrence_refuses_a_machine_where_banks_can_be_short():
+    p = uniform(8, 2, 64, 1)
+    arch = arch_of(lanes=8, decoders=8, buffer_banks=4)
+    x = np.ones((p.shape[1], 1))
+    with pytest.raises(ValueError, match=r"buffer.banks = 4 < arch.decoders = 8"):
+        simulate_pass(p, arch, x, engine="recurrence")
+    assert simulate_pass(p, arch, x).engine == "event"
+    assert simulate_pass(p, arch_of(lanes=8, decoders=4), x).engine == "recurrence"
+    with pytest.raises(ValueError, match=r"engine = 'fast'; allowed: auto, event, recurrence"):
+        simulate_pass(p, arch, x, engine="fast")

@@ -3,21 +3,25 @@ the closed form on balanced layers, bottlenecks named, the `simulate` command.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 import yaml
 
+from codesign.experiments import CONFIGS
 from codesign.experiments.cli.main import main
 from codesign.models.registry import FORMATS
 from codesign.models.workloads import synthetic
 from codesign.sim.analytical import estimate_pass
 from codesign.sim.arch import Arch
-from codesign.sim.config import LayerConfig
+from codesign.sim.config import LayerConfig, load_config
 from codesign.sim.decoders import layer_work
 from codesign.sim.energy import COMPONENTS, load_table
-from codesign.sim.layers import encode_layer
+from codesign.sim.engine import event_timeline
+from codesign.sim.layers import encode_layer, expand
+from codesign.sim.recurrence import pass_timeline
 from codesign.sim.run import STALLS, simulate_layer, summarize
 
 SMALL_SPECS = {
@@ -167,3 +171,41 @@ def test_the_simulate_command_rejects_bad_configs(tmp_path, capsys, over, messag
     config = write_config(tmp_path / "c.yaml", **over)
     assert main(["simulate", str(config), "--no-synth"]) == 2
     assert message in capsys.readouterr().err
+
+
+#: Layers of the example configurations the engines are compared on: all of them but
+#: the transformer encoder's blocks 1-5 (block 0 has the same shapes and formats; the
+#: Viterbi search of each FFN matrix takes a second or more).
+LATER_BLOCKS = ("encoder.layer.1.", "encoder.layer.2.", "encoder.layer.3.")
+LATER_BLOCKS += ("encoder.layer.4.", "encoder.layer.5.")
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(CONFIGS.glob("sim_*.yaml")) + sorted(CONFIGS.glob("net_*.yaml")),
+    ids=lambda path: path.stem,
+)
+def test_every_example_config_times_alike_in_both_engines(path):
+    # on the configuration's machine, and with a buffer of two of the largest rows and
+    # one-row FIFOs (the channel waits for space, the units for slots)
+    cfg = load_config(path)
+    for layer in expand(cfg).layers:
+        if layer.name.startswith(LATER_BLOCKS):
+            continue
+        work = layer_work(
+            layer.name,
+            encode_layer(layer.weights, layer.config)[1],
+            bitmap_slice_bits=cfg.arch.bitmap_slice_bits,
+            index_units=cfg.arch.index_units,
+        )
+        columns = layer.geometry.columns(cfg.arch.batch)
+        for p in work.passes:
+            tight = dataclasses.replace(
+                cfg.arch, buffer_bytes=-(-int(p.row_bits.max()) // 4), lane_fifo_rows=1
+            )
+            for arch in (cfg.arch, tight):
+                timeline, _ = event_timeline(p, arch, columns)
+                fast = pass_timeline(p, arch, columns)
+                for field in dataclasses.fields(timeline):
+                    same = np.array_equal(getattr(fast, field.name), getattr(timeline, field.name))
+                    assert same, f"{layer.name}: {field.name} differs on {arch}"

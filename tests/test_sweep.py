@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from sweep_faults import own_cache
 
 from codesign.experiments.cli.main import main
 from codesign.experiments.sweeps.config import (
@@ -381,7 +382,7 @@ def start_sweep(cfg: Path, out: Path) -> subprocess.Popen:
     return subprocess.Popen(
         argv,
         cwd=ROOT,
-        env={**os.environ, CODE_VERSION_ENV: CODE},
+        env={**os.environ, CODE_VERSION_ENV: CODE, **own_cache(cfg)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -416,6 +416,42 @@ def test_digits_finetune_recovers_pruned_accuracy(digits):
     assert model.evaluate(tuned) > pruned_accuracy
 
 
+def test_digits_finetune_is_cached_under_its_inputs(digits, tmp_path, monkeypatch, caplog):
+    model, _, _ = digits
+    monkeypatch.setenv("CODESIGN_CACHE", str(tmp_path))
+    masks = [magnitude_mask(w, 0.8) for w in model.weights]
+    pruned = [magnitude_prune(w, 0.8) for w in model.weights]
+    trained = []
+    train = type(model)._train_masked
+
+    def counting(self, *args):
+        trained.append(args[2:])
+        return train(self, *args)
+
+    monkeypatch.setattr(type(model), "_train_masked", counting)
+    fresh = model.finetune(pruned, masks, epochs=2, seed=1, cache=False)
+    first = model.finetune(pruned, masks, epochs=2, seed=1)
+    again = model.finetune(pruned, masks, epochs=2, seed=1)
+    assert trained == [(2, 1), (2, 1)], "the third call reads the second's entry"
+    for a, b, c in zip(fresh, first, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+    model.finetune(pruned, masks, epochs=2, seed=2)
+    model.finetune(pruned, masks, epochs=3, seed=1)
+    masks[2] = masks[2].copy()
+    masks[2][0, 0] = not masks[2][0, 0]
+    model.finetune(pruned, masks, epochs=2, seed=1)
+    assert trained[2:] == [(2, 2), (3, 1), (2, 1)]
+    entries = sorted((tmp_path / "finetuned").glob("digits-*.npz"))
+    assert len(entries) == 4
+    for entry in entries:
+        entry.write_bytes(entry.read_bytes()[:100])
+    with caplog.at_level(logging.WARNING, logger="codesign"):
+        model.finetune(pruned, masks, epochs=2, seed=1)
+    assert "dropped the corrupt cache file" in caplog.text
+    assert trained[-1] == (2, 1)
+
+
 def test_digits_finetune_checks_masks(digits):
     model, _, _ = digits
     masks = [np.ones(w.shape, dtype=bool) for w in model.weights]

@@ -113,12 +113,12 @@ def add_workers_option(parser: argparse.ArgumentParser) -> None:
 
 def set_workers(workers: int | None) -> None:
     """Threads the numba encoders use for independent segments, tiles and blocks (None:
-    leave numba's default, every thread of the machine)."""
+    leave numba's default, every thread of the machine, and do not load numba)."""
+    if workers is None:
+        return
     import numba
 
     limit = numba.config.NUMBA_NUM_THREADS
-    if workers is None:
-        return
     if not 1 <= workers <= limit:
         raise ValueError(f"--workers must be in 1..{limit} (this machine's threads), got {workers}")
     numba.set_num_threads(workers)

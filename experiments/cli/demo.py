@@ -23,6 +23,7 @@ fine-tuning, which does not preserve a rank).
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ from codesign.experiments.cli.command import Subparsers, add_command
 from codesign.experiments.jobs.compress import describe_workload, load_workload
 from codesign.experiments.jobs.tables import STORAGE_HEADER, render, storage_row
 from codesign.files import replacing, write_json
+from codesign.models.encoded_cache import compress_layer
 from codesign.models.registry import FORMATS
 from codesign.models.report import LayerReport, report_encoded, total_report
 from codesign.models.specs import DEFAULT_SPARSITY, BmwmSpec, LbiSpec, NmSpec, Spec, XorSpec
@@ -104,6 +106,18 @@ def run_demo(out: Path) -> None:
 
 def _section(title: str) -> None:
     print(f"\n== {title}\n", flush=True)
+    _LAST[0] = time.perf_counter()
+
+
+_LAST = [time.perf_counter()]
+
+
+def step(what: str) -> None:
+    """One progress line: what was just done and the seconds it took (since the last
+    step line or section title)."""
+    now = time.perf_counter()
+    print(f"  {what} ({now - _LAST[0]:.1f} s)", flush=True)
+    _LAST[0] = now
 
 
 def demo_hardware(out: Path, spec: Spec) -> None:
@@ -151,7 +165,7 @@ def demo_sweep(out: Path) -> None:
     parser = argparse.ArgumentParser(prog="codesign")
     sweep.register(parser.add_subparsers(dest="command", required=True))
     config = CONFIGS / "sweep_demo.yaml"
-    args = parser.parse_args(["sweep", str(config), "--out", str(out), "--report", "--no-progress"])
+    args = parser.parse_args(["sweep", str(config), "--out", str(out), "--report"])
     args.func(args)
 
 
@@ -174,7 +188,7 @@ def demo_compress(out: Path) -> Spec:
     for name, fmt in FORMATS.items():
         spec, sparsity = DEMO_OVERRIDES.get(name, (None, DEMO_SPARSITY))
         spec = spec or fmt.spec_type()
-        compressed = [fmt.compress(layer.weights, sparsity, spec) for layer in layers]
+        compressed = [compress_layer(layer.weights, name, spec, sparsity) for layer in layers]
         if name == "viterbi":
             viterbi_spec = compressed[0][1].spec
         pruned = [ref for ref, _ in compressed]
@@ -206,6 +220,7 @@ def demo_compress(out: Path) -> Spec:
         rows.append(
             [*storage_row(totals[name]), sparsity, f"{doc['accuracy_pruned']:.4f}", tuned_text]
         )
+        step(f"{name}: compressed{'' if name in NO_FINETUNE else ', fine-tuned'}")
     print(render([*STORAGE_HEADER, "sparsity", "acc", f"acc ft{FINETUNE_EPOCHS}"], rows))
     write_json(out / "compress.json", docs)
     plot_storage(totals, precision, out / "storage.png")
@@ -230,7 +245,7 @@ def demo_network(out: Path) -> None:
 
     out.mkdir(parents=True, exist_ok=True)
     workload = load_workload(model=NETWORK, layers=NETWORK_LAYERS)
-    rows = compare_formats(workload, DEMO_SPARSITY, NETWORK_QUANTIZE)
+    rows = compare_formats(workload, DEMO_SPARSITY, NETWORK_QUANTIZE, progress=step)
     print(describe_workload(workload))
     print(f"values int{NETWORK_QUANTIZE} for every format; x dense and x CSR: the same pruned")
     print("matrices stored dense and in CSR at 8 bits per value, side tensors included")
@@ -241,6 +256,7 @@ def demo_network(out: Path) -> None:
         cfg = network_config(NETWORK, fmt, DEMO_SPARSITY, NETWORK_QUANTIZE, NETWORK_LAYERS)
         doc = run_config(cfg, synth=False)
         docs.append(doc)
+        step(f"{fmt}: simulated")
         if fmt == NETWORK_SIMULATIONS[0]:
             print(render_report(doc))
     print(totals_table([{**d["total"], "workload": f"{NETWORK} stem"} for d in docs]))

@@ -3,32 +3,33 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
-from codesign import __version__
-from codesign.experiments.cli import (
-    compress,
-    demo,
-    formats,
-    hardware,
-    prune,
-    simulate,
-    sweep,
-    weights,
-)
 from codesign.experiments.cli.command import HelpFormatter
 from codesign.experiments.sweeps.stopping import Stopped, stop_on_signals
 from codesign.files import check_output
 from codesign.limits import set_memory_limit
 
-#: The subcommand modules, in the order `codesign --help` lists them; each has
-#: ``register(subparsers)``.
-COMMANDS = (formats, compress, weights, prune, hardware, simulate, sweep, demo)
+#: The subcommand modules of :mod:`codesign.experiments.cli`, in the order `codesign
+#: --help` lists them, with the commands each registers (``register(subparsers)``).
+COMMANDS = {
+    "formats": ("formats",),
+    "compress": ("compress",),
+    "weights": ("weights",),
+    "prune": ("prune",),
+    "hardware": ("verilog", "synth"),
+    "simulate": ("simulate",),
+    "sweep": ("sweep", "report"),
+    "demo": ("demo",),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of `codesign` and its subcommands."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser of `codesign` and its subcommands; with ``command`` (a
+    subcommand's name) only that subcommand's, so that running one command imports
+    what it needs and nothing the others need (numba, Amaranth, jsonschema, ...)."""
     parser = argparse.ArgumentParser(
         prog="codesign",
         description="Co-design of compressed sparse weight formats and their decoders: "
@@ -37,10 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="start with: codesign formats; codesign demo runs the whole tour",
         formatter_class=HelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    if command is None:
+        from codesign import __version__
+
+        parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in COMMANDS:
-        module.register(sub)
+    for module, names in COMMANDS.items():
+        if command is None or command in names:
+            importlib.import_module(f"codesign.experiments.cli.{module}").register(sub)
     for p, dest in (
         (parser, "max_memory"),
         *((c, "command_max_memory") for c in sub.choices.values()),
@@ -60,7 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     (:mod:`codesign.limits`), and an output that cannot be written (checked before the
     work for ``--json``), print one line on stderr and exit with code 2; SIGINT and
     SIGTERM stop the command with one line and code 130 or 143."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    named = {name for names in COMMANDS.values() for name in names}
+    args = build_parser(argv[0] if argv and argv[0] in named else None).parse_args(argv)
     try:
         limit = args.command_max_memory  # given after the command, else before it
         limit = args.max_memory if limit is None else limit

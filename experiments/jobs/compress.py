@@ -34,12 +34,13 @@ from typing import Any
 import numpy as np
 
 from codesign.experiments.jobs.tables import STORAGE_HEADER, render, skipped_lines, storage_row
+from codesign.models.encoded_cache import compress_layer
 from codesign.models.errors import PrecisionError
 from codesign.models.examples import EXAMPLES, example_path
-from codesign.models.format import Format, check_layer
+from codesign.models.format import Encoded, Format, check_layer
 from codesign.models.overrides import resolve, unused_patterns
 from codesign.models.registry import get_format
-from codesign.models.report import LayerReport, report_layer, total_report
+from codesign.models.report import LayerReport, report_encoded, total_report
 from codesign.models.specs import Spec
 from codesign.models.weight_files import ModelFile, Tensor, open_model, select_names
 from codesign.models.workloads import (
@@ -142,16 +143,18 @@ def prepare(layer: Layer, quantize: int | None, sparsity: float | None = None) -
     return w if quantize is None else quantize_kept(w, quantize, sparsity)
 
 
-def report_plan(layer: Layer, plan: LayerPlan) -> LayerReport:
+def report_plan(layer: Layer, plan: LayerPlan, cache: bool = False) -> LayerReport:
     """The report of one layer stored by its plan, after the pre-flight
     (:func:`~codesign.models.format.check_layer`: refused before any work when it would
     need more memory than the limit); a value the layer's precision would lose is
-    refused naming the layer."""
+    refused naming the layer. ``cache``: read and keep the encoding in the encoded-layer
+    cache (:mod:`codesign.models.encoded_cache`)."""
     fmt = get_format(plan.format)
     check_layer(layer.name, layer.weights.shape, fmt, plan.spec, plan.quantize)
     try:
-        weights = prepare(layer, plan.quantize, plan.sparsity)
-        return report_layer(layer.name, weights, fmt, plan.spec, plan.sparsity)
+        reference, enc = encode(layer, plan, cache)
+        weights = prepare(layer, plan.quantize, plan.sparsity) if fmt.approximates else None
+        return report_encoded(layer.name, reference, enc, fmt, weights, plan.sparsity)
     except PrecisionError as exc:
         raise PrecisionError(f"layer {layer.name}: {exc}") from None
 
@@ -298,13 +301,19 @@ class Comparison:
 
 
 def compare(
-    workload: Workload, base: Mapping[str, Any], overrides: Sequence[Mapping[str, Any]] = ()
+    workload: Workload,
+    base: Mapping[str, Any],
+    overrides: Sequence[Mapping[str, Any]] = (),
+    cache: bool = False,
 ) -> Comparison:
     """Compress every layer of ``workload`` with its plan (:func:`layer_plans` of
     ``base`` and ``overrides``) and report it; raises ``ValueError`` when the layers
-    end at different value precisions."""
+    end at different value precisions. ``cache``: read and keep the encodings in the
+    encoded-layer cache (:mod:`codesign.models.encoded_cache`)."""
     plans = layer_plans([x.name for x in workload.layers], base, overrides)
-    reports = [report_plan(layer, plan) for layer, plan in zip(workload.layers, plans, strict=True)]
+    reports = [
+        report_plan(layer, plan, cache) for layer, plan in zip(workload.layers, plans, strict=True)
+    ]
     precisions = {r.precision for r in reports}
     if len(precisions) > 1:
         pairs = zip(plans, reports, strict=True)
@@ -315,6 +324,16 @@ def compare(
         )
     by_format = any(p.format == "xor" and p.quantize is None for p in plans)
     return Comparison(workload, tuple(plans), tuple(reports), precisions.pop(), by_format)
+
+
+def encode(layer: Layer, plan: LayerPlan, cache: bool = False) -> tuple[np.ndarray, Encoded]:
+    """``(reference, encoded)`` of ``layer`` quantized, pruned and encoded as ``plan``
+    says (:func:`codesign.models.encoded_cache.compress_layer`; ``cache``: through the
+    encoded-layer cache)."""
+    weights = check_weights(layer.weights, layer.name)
+    return compress_layer(
+        weights, plan.format, plan.spec, plan.sparsity, plan.quantize, cache=cache
+    )
 
 
 def compress(fmt_name: str, spec: Spec, workload: Workload, **kw: Any) -> Comparison:

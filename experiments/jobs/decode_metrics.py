@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from codesign.experiments.jobs.compress import Layer, LayerPlan, prepare
+from codesign.experiments.jobs.compress import Layer, LayerPlan, encode
 from codesign.models.decode_cost import decode_cost
-from codesign.models.registry import get_format
 
 #: Formats with a decode-cost model.
 DECODE_COST_FORMATS = ("bmwm", "darb", "csr")
@@ -29,7 +28,10 @@ def check_lanes(lanes: object) -> int:
 
 
 def decode_metrics(
-    layers: Sequence[Layer], plans: Sequence[LayerPlan], lanes: int = DEFAULT_LANES
+    layers: Sequence[Layer],
+    plans: Sequence[LayerPlan],
+    lanes: int = DEFAULT_LANES,
+    cache: bool = True,
 ) -> dict[str, float]:
     """The decode cost of the ``layers`` whose plan stores them in a format with a cost
     model (:data:`DECODE_COST_FORMATS`; each pruned and quantized as its plan says, as
@@ -46,12 +48,7 @@ def decode_metrics(
     if not costed:
         return {}
     lanes = check_lanes(lanes)
-    encodings = [
-        get_format(plan.format).compress(
-            prepare(layer, plan.quantize, plan.sparsity), plan.sparsity, plan.spec
-        )[1]
-        for layer, plan in costed
-    ]
+    encodings = [encode(layer, plan, cache)[1] for layer, plan in costed]
     costs = [decode_cost(enc, lanes) for enc in encodings]
     steps = sum(c.total_steps for c in costs)
     rows = sum(c.produced.size for c in costs)

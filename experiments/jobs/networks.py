@@ -13,7 +13,7 @@ convolutions) in one format.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from codesign.experiments.jobs.compress import Comparison, Workload, compare
@@ -65,8 +65,10 @@ def compare_formats(
     sparsity: float | None,
     quantize: int | None,
     formats: Sequence[str] = tuple(FORMATS),
+    progress: Callable[[str], None] | None = None,
 ) -> list[FormatRow]:
-    """Every format of ``formats`` on ``workload`` (module docstring)."""
+    """Every format of ``formats`` on ``workload`` (module docstring), each layer through
+    the encoded-layer cache; ``progress`` is called with one line per format done."""
     rows = []
     for fmt in formats:
         spec, target = (
@@ -74,9 +76,12 @@ def compare_formats(
         )
         base = {"format": fmt, "spec": spec, "sparsity": target, "quantize": quantize}
         try:
-            rows.append(FormatRow(fmt, spec, target, compare(workload, base), None))
+            result = compare(workload, base, cache=True)
+            rows.append(FormatRow(fmt, spec, target, result, None))
         except ValueError as exc:
             rows.append(FormatRow(fmt, spec, target, None, str(exc)))
+        if progress is not None:
+            progress(f"{fmt}: {'refused' if rows[-1].error else 'compressed'}")
     return rows
 
 

@@ -22,9 +22,10 @@ import codesign.hw
 from codesign.experiments.jobs.tables import render, skipped_lines
 from codesign.files import drop_corrupt, write_json
 from codesign.limits import check_memory
+from codesign.models.disk_cache import default_cache_dir
 from codesign.models.errors import PrecisionError
 from codesign.models.registry import get_format
-from codesign.models.workloads import default_cache_dir, quantize_kept
+from codesign.models.workloads import quantize_kept
 from codesign.sim.arch import Arch
 from codesign.sim.config import SimConfig
 from codesign.sim.decoders import layer_work
@@ -148,6 +149,7 @@ def run_config(cfg: SimConfig, synth: bool = True) -> dict[str, Any]:
             enc.dtype,
             cfg.seed + index,
             layer.geometry,
+            cfg.engine,
         )
         row = summarize(result)
         row.update(spec=enc.spec.to_dict(), encode_s=encode_s, reuse=layer.geometry.reuse)

@@ -28,6 +28,7 @@ from codesign.models.block import BlockFormat
 from codesign.models.csr import CsrFormat
 from codesign.models.darb import BmwmFormat, DarbFormat
 from codesign.models.decode_cost import decode_cost
+from codesign.models.encoded_cache import compress_layer
 from codesign.models.format import Encoded, Format
 from codesign.models.specs import BlockSpec, BmwmSpec, CsrSpec, DarbSpec, Spec
 from codesign.models.workloads import DigitsMLP, load_digits_mlp
@@ -69,7 +70,7 @@ def run_point(
     layers; ``csr_*``: CSR storing the same pruned matrices)."""
     refs, masks, encs = [], [], []
     for w in mlp.weights:
-        ref, enc = fmt.compress(w, sparsity, spec)
+        ref, enc = compress_layer(w, fmt.name, spec, sparsity)
         refs.append(ref)
         masks.append(fmt.decode(enc).mask)
         encs.append(enc)

@@ -25,6 +25,7 @@ import numpy as np
 from codesign.experiments.jobs.tables import render
 from codesign.files import write_json
 from codesign.models.csr import csr_bits
+from codesign.models.encoded_cache import compress_layer
 from codesign.models.lbi import LbiFormat
 from codesign.models.quality import kept_fraction, kept_mass_ratio
 from codesign.models.specs import LbiSpec
@@ -77,7 +78,7 @@ def lbi_point(mlp: DigitsMLP, spec: LbiSpec, sparsity: float, epochs: int) -> di
     fmt = LbiFormat()
     references, masks, bits, probes = [], [], [], []
     for w in mlp.weights:
-        reference, enc = fmt.compress(w, sparsity, spec)
+        reference, enc = compress_layer(w, fmt.name, spec, sparsity)
         references.append(reference)
         masks.append(fmt.decode(enc).mask)
         bits.append(enc.index_bits)

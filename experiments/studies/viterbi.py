@@ -30,6 +30,7 @@ import numpy as np
 
 from codesign.experiments.jobs.tables import render
 from codesign.files import write_json
+from codesign.models.encoded_cache import compress_layer
 from codesign.models.format import Format
 from codesign.models.registry import get_format
 from codesign.models.report import LayerReport, report_encoded, report_layer, total_report
@@ -77,7 +78,7 @@ def viterbi_pruned(work: Workload, sparsity: float, spec: ViterbiSpec) -> Pruned
     fmt = ViterbiFormat()
     weights, masks, reports, kept, best, thresholds = [], [], [], 0.0, 0.0, {}
     for name, w in work.layers:
-        ref, enc = fmt.compress(w, sparsity, spec)
+        ref, enc = compress_layer(w, fmt.name, spec, sparsity)
         mask = fmt.decode(enc).mask
         weights.append(ref)
         masks.append(mask)

@@ -31,6 +31,7 @@ import numpy as np
 from codesign.experiments.jobs.tables import render
 from codesign.files import write_json
 from codesign.models.bounds import entropy_bound, no_patch_probability
+from codesign.models.encoded_cache import compress_layer
 from codesign.models.specs import XorSpec
 from codesign.models.workloads import gaussian
 from codesign.models.xor import XorFormat, encode_planes
@@ -52,7 +53,7 @@ def efficiency_rows(w: np.ndarray, n_in: int, value_bits: int) -> list[dict[str,
             spec = XorSpec(
                 n_in=n_in, n_out=ratio * n_in, n_s=n_s, quant="binary", value_bits=value_bits
             )
-            _, enc = fmt.compress(w, SPARSITY, spec)
+            _, enc = compress_layer(w, fmt.name, spec, SPARSITY)
             x = enc.extras
             blocks = enc.streams["inputs"].data.size
             rows.append(

@@ -199,7 +199,7 @@ def run_compress(point: Point) -> Metrics:
     layers stored in BMWM, DARB or CSR their decode cost with ``arch.index_units``
     index units (:func:`codesign.experiments.jobs.decode_metrics.decode_metrics`)."""
     result: Comparison = compare(
-        point_workload(point["workload"]), point_base(point), point["overrides"]
+        point_workload(point["workload"]), point_base(point), point["overrides"], cache=True
     )
     units = point["arch"].get("index_units", DEFAULT_LANES)
     cost = decode_metrics(result.workload.layers, result.plans, units)
@@ -521,9 +521,9 @@ def quality_metrics(point: Point, cfg: Any) -> Metrics:
     masked fine-tuning, :meth:`~codesign.models.workloads.DigitsMLP.finetune`, with the
     compressed layers' decoded masks fixed and the dense layers free, then the
     compressed layers quantized again to ``quantize`` bits), ``dense_accuracy`` and
-    ``accuracy_loss`` (dense minus the last of the two). The layers are encoded a second
-    time here (``run_config`` keeps its encodings to itself), which doubles the
-    encoding time of a point."""
+    ``accuracy_loss`` (dense minus the last of the two). The encodings are the ones
+    ``run_config`` made: read back from the encoded-layer cache
+    (:mod:`codesign.models.encoded_cache`), not encoded a second time."""
     import numpy as np
 
     from codesign.models.quality import kept_mass_ratio
@@ -559,14 +559,10 @@ def _digits_accuracy(
     compressed: Mapping[str, tuple[Any, Any, int | None]], epochs: int, seed: int
 ) -> Metrics:
     """Accuracy metrics of :func:`quality_metrics`; ``compressed``: layer name ->
-    (dequantized weights, decoded mask, quantize bits or None). Fine-tuning runs with one
-    BLAS thread in any process (pool workers, ``--workers 1``, dask): its small matrix
-    products gain
-    nothing from more threads on an idle machine and are many times slower with them
-    on a loaded one (10 epochs: 1 s on one thread, 18 s on the default threads of a
-    2-core machine running other work)."""
+    (dequantized weights, decoded mask, quantize bits or None). Fine-tuning
+    (:meth:`~codesign.models.workloads.DigitsMLP.finetune`) runs on one BLAS thread in any
+    process and is cached on disk with its inputs as the key."""
     import numpy as np
-    from threadpoolctl import threadpool_limits
 
     from codesign.models.workloads import quantize_symmetric
 
@@ -579,8 +575,7 @@ def _digits_accuracy(
     metrics: Metrics = {"dense_accuracy": mlp.dense_accuracy}
     metrics["accuracy_pruned"] = accuracy = mlp.evaluate(weights)
     if epochs:
-        with threadpool_limits(1):
-            tuned = mlp.finetune(weights, masks, epochs, seed)
+        tuned = mlp.finetune(weights, masks, epochs, seed)
         for name, (_, _, quantize) in compressed.items():
             if quantize is not None:
                 i = mlp.layer_names.index(name)
