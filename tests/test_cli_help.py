@@ -111,3 +111,26 @@ def test_help_paragraphs_fit_the_terminal(capsys, monkeypatch):
         out = help_text(name, capsys)
         prose = out.split("\n\n")[1]  # the description
         assert max(len(line) for line in prose.splitlines()) <= 80, name
+
+
+@pytest.mark.parametrize(
+    "argv, command",
+    [
+        (["compress", "--format", "csr", "--synthetic", "8x8", "--quantize", "8.5"], "compress"),
+        (["compress", "--format", "csr"], "compress"),
+        (["synth"], "synth"),
+        (["bogus"], None),
+        ([], None),
+        *(([name, "--no-such-option"], name) for name in sorted(COMMANDS)),
+    ],
+)
+def test_a_parser_error_is_one_line_naming_the_command_and_its_help(argv, command, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    assert done.value.code == 2
+    captured = capsys.readouterr()
+    prog = "codesign" if command is None else f"codesign {command}"
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith(f"{prog}: error: ") and lines[0].endswith(f"(see {prog} --help)")

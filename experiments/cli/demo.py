@@ -31,7 +31,7 @@ import numpy as np
 from codesign.experiments.cli import sweep
 from codesign.experiments.cli.command import Subparsers, add_command
 from codesign.experiments.jobs.compress import describe_workload, load_workload
-from codesign.experiments.jobs.tables import STORAGE_HEADER, render, storage_row
+from codesign.experiments.jobs.tables import STORAGE_HEADER, relative_error, render, storage_row
 from codesign.files import replacing, write_json
 from codesign.models.encoded_cache import compress_layer
 from codesign.models.registry import FORMATS
@@ -62,7 +62,8 @@ def value_precision(spec: Spec, dtype: np.dtype) -> str:
 
 def plot_storage(totals: dict[str, LayerReport], precision: dict[str, str], path: Path) -> None:
     """Stacked bars of index and value bits per weight, one bar per format, each bar
-    labelled with its value precision and any sparsity other than the demo's
+    labelled with its value precision, any sparsity other than the demo's and, for a
+    format that approximates the weights (lowrank), LOSSY with its relative error
     (``precision``: format -> text)."""
     from matplotlib.figure import Figure
 
@@ -81,8 +82,8 @@ def plot_storage(totals: dict[str, LayerReport], precision: dict[str, str], path
     ax.set_xlabel(axis_label("format"))
     ax.tick_params(axis="x", labelrotation=30)
     ax.set_title(
-        f"digits MLP at {DEMO_SPARSITY:.0%} sparsity; value precision (and any other "
-        "sparsity) above each bar"
+        f"digits MLP at {DEMO_SPARSITY:.0%} sparsity; value precision (any other "
+        "sparsity, LOSSY) above each bar"
     )
     ax.legend(loc="upper right")
     fig.tight_layout()
@@ -197,8 +198,11 @@ def demo_compress(out: Path) -> Spec:
             for layer, (ref, enc) in zip(layers, compressed, strict=True)
         ]
         totals[name] = total_report(reports, name)
-        precision[name] = value_precision(spec, layers[0].weights.dtype) + (
-            f", sparsity {sparsity:g}" if sparsity != DEMO_SPARSITY else ""
+        error = relative_error(reports)
+        precision[name] = (
+            value_precision(spec, layers[0].weights.dtype)
+            + (f", sparsity {sparsity:g}" if sparsity != DEMO_SPARSITY else "")
+            + (f", LOSSY (rel. error {error:.2f})" if error is not None else "")
         )
         doc = {
             "format": name,
