@@ -1,4 +1,5 @@
-"""`codesign demo`: the end-to-end tour on the digits MLP, written to results/demo/.
+"""`codesign demo`: the end-to-end tour on the digits MLP and a real CNN, written to
+results/demo/.
 
 1. **compress**: every layer in every format at 90 % sparsity, accuracy before and
    after masked fine-tuning (``compress.json``, ``storage.png``);
@@ -293,8 +294,9 @@ def register(subparsers: Subparsers) -> None:
     p = add_command(
         subparsers,
         "demo",
-        "the end-to-end tour on the digits MLP (what `make demo` runs)",
-        "Run the end-to-end tour on the digits MLP and write its files into DIR:\n\n"
+        "the end-to-end tour: the digits MLP, then a real CNN (what `make demo` runs)",
+        "Run the end-to-end tour on the digits MLP and on the stem and first stage of the "
+        "example\nResNet-18-shaped CNN, and write its files into DIR:\n\n"
         f"1. every layer in every format at {DEMO_SPARSITY:.0%} sparsity, accuracy before "
         "and after\n   masked fine-tuning (compress.json, storage.png);\n"
         "2. the Viterbi decompressor of the calibrated fc1 spec as Verilog, JSON\n"

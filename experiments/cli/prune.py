@@ -26,7 +26,8 @@ def run(args: argparse.Namespace) -> int:
     doc = prune_command(args.method, args.sparsity, args.spec, args.finetune_epochs, args.seed)
     print(
         f"method {doc['method']} ({doc['format']})  spec {json.dumps(doc['spec'])}  "
-        f"sparsity {doc['sparsity']}  kept {doc['kept_fraction']:.4f}"
+        f"sparsity {'none' if doc['sparsity'] is None else doc['sparsity']}  "
+        f"kept {doc['kept_fraction']:.4f}"
     )
     changed = {
         layer: {k: v for k, v in spec.items() if doc["spec"].get(k) != v}

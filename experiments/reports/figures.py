@@ -29,7 +29,11 @@ axis, facet or colour joins the legend as ``name=value`` when each series has on
 of it (``arch.decoders`` beside ``arch.lanes``); when it separates points of one series
 at the same x, a line plot says which parameters its means are taken over; in a scatter
 plot any other such parameter becomes a series of its own (up to :data:`MAX_SERIES`
-series; beyond that the legend title lists it under "also varies"). With several group
+series; beyond that the legend title lists it under "also varies"). A group value that
+is a number is shown with its name (``lanes=8``). The title states the value precision
+of the points (:data:`~codesign.experiments.reports.results_table.VALUE_PRECISION`);
+points at several precisions are never one series (the precision joins the group
+columns), and storage that approximates the weights is marked ``LOSSY``. With several group
 columns and no ``color`` column, the first sets the colour and the others the marker.
 Markers that would sit on one another are set side by side (a few points apart,
 :data:`DODGE_POINTS`). The legend sits outside the panels. SVG text stays text
