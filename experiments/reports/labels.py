@@ -40,7 +40,7 @@ COLUMNS: dict[str, Column] = {
     "storage": Column("storage (mask + values)"),
     "layer": Column("layer"),
     "sparsity": Column("sparsity", "fraction of weights pruned"),
-    "quantize": Column("quantized to", "bits"),
+    "quantize": Column("quantization", "bits"),
     "value_precision": Column("value precision"),
     "finetune_epochs": Column("fine-tuning", "epochs"),
     "seconds": Column("compute time", "s"),
