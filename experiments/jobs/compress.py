@@ -45,7 +45,6 @@ from codesign.experiments.jobs.tables import (
 from codesign.models.encoded_cache import compress_layer
 from codesign.models.examples import EXAMPLES, example_path
 from codesign.models.format import Encoded, Format, check_layer
-from codesign.models.lbi import fit_tiles
 from codesign.models.overrides import resolve, unused_patterns
 from codesign.models.registry import get_format
 from codesign.models.report import LayerReport, report_encoded, total_report
@@ -242,11 +241,11 @@ def layer_plans(
 
 def fitted(plan: LayerPlan, shape: tuple[int, int]) -> LayerPlan:
     """``plan`` for a layer of ``shape``: an LBI tile larger than the layer clipped to it
-    (:func:`~codesign.models.lbi.fit_tiles`, as `codesign prune` does), any other plan
+    (:meth:`~codesign.models.specs.LbiSpec.fitted`, as `codesign prune` does), any other plan
     as it is."""
     if not isinstance(plan.spec, LbiSpec):
         return plan
-    return dataclasses.replace(plan, spec=fit_tiles(plan.spec, shape))
+    return dataclasses.replace(plan, spec=plan.spec.fitted(shape))
 
 
 def check_side(workload: Workload, plans: Sequence[LayerPlan]) -> None:
