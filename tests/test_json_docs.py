@@ -3,7 +3,9 @@
 Each test generates one kind of document on small inputs and checks, in both directions,
 that the reference cannot drift: every key written (recursively, list items included)
 is a field of its section of docs/json.md with the type and nullability it gives, and
-every field of the section is written by at least one of the generated documents.
+every field of the section, and of the shared sections the test owns (the layer report,
+the format figures, ...), is written by at least one of the generated documents. The
+place-and-route figures (nextpnr, seconds per block) are checked by the slow test.
 """
 
 from __future__ import annotations
