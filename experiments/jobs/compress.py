@@ -288,7 +288,7 @@ def check_side(workload: Workload, plans: Sequence[LayerPlan]) -> None:
 class Comparison:
     """A workload compressed layer by layer, at one value precision (module docstring).
 
-    ``plans`` and ``reports``: one per layer of ``workload``; ``precision``: bits per
+    ``plans`` and ``reports``: one per layer of ``workload``; ``precision_bits``: bits per
     stored value of every report; ``quantized_by_format``: the precision comes from a
     format quantizing floating weights itself (xor); ``requested``: the plans as asked,
     before an LBI tile larger than a layer was clipped to it (:func:`fitted`; empty:
@@ -297,7 +297,7 @@ class Comparison:
     workload: Workload
     plans: tuple[LayerPlan, ...]
     reports: tuple[LayerReport, ...]
-    precision: int
+    precision_bits: int
     quantized_by_format: bool
     requested: tuple[LayerPlan, ...] = ()
 
@@ -317,7 +317,7 @@ class Comparison:
     @property
     def side_bits(self) -> int:
         """Dense storage of the side tensors at the comparison's precision."""
-        return self.workload.side_values * self.precision
+        return self.workload.side_values * self.precision_bits
 
     def total(self) -> LayerReport:
         """The layers' total."""
@@ -329,7 +329,7 @@ class Comparison:
 
     def precision_label(self) -> str:
         """The value precision, stated once (e.g. ``int8 (--quantize 8)``)."""
-        b = self.precision
+        b = self.precision_bits
         quantize = {p.quantize for p in self.plans}
         if self.quantized_by_format:
             return f"{b}-bit values, quantized by xor itself from the float32 weights"
@@ -367,8 +367,8 @@ class Comparison:
             "layer_specs": self.clipped(),
             "sparsity": first.sparsity,
             "quantize": first.quantize,
-            "precision_bits": self.precision,
-            "precision": self.precision_label(),
+            "precision_bits": self.precision_bits,
+            "precision_label": self.precision_label(),
             "reference": self.reference_label(),
             "layers": [
                 {**r.to_dict(), "plan": p.to_dict()}
@@ -406,10 +406,10 @@ def compare(
     reports = [
         report_plan(layer, plan, cache) for layer, plan in zip(workload.layers, plans, strict=True)
     ]
-    precisions = {r.precision for r in reports}
+    precisions = {r.precision_bits for r in reports}
     if len(precisions) > 1:
         pairs = zip(plans, reports, strict=True)
-        mixed = sorted({f"{p.format} at {r.precision} bits" for p, r in pairs})
+        mixed = sorted({f"{p.format} at {r.precision_bits} bits" for p, r in pairs})
         raise ValueError(
             f"the layers end at different value precisions ({', '.join(mixed)}): one "
             f"comparison needs one precision; give quantize to every layer or to none"
@@ -470,7 +470,7 @@ def render_comparison(result: Comparison) -> str:
     """What `codesign compress` prints: the workload, the precision and reference, one
     row per layer, the layers' and the model's totals, the side and skipped tensors."""
     first = (result.requested or result.plans)[0]
-    b = result.precision
+    b = result.precision_bits
     lines = [
         describe_workload(result.workload),
         f"format {first.format}  spec {first.spec.to_json()}  sparsity requested "
