@@ -176,6 +176,9 @@ def test_a_block_estimate_refuses_before_elaborating(monkeypatch):
     assert estimate.cells == 379654 and estimate.warning("viterbi_search").startswith(
         "note: block viterbi_search is an estimated 379,654 cells; its synthesis may take"
     )
+    assert "for ecp5, place and route included; nothing is printed until they end" in (
+        estimate.warning("viterbi_search", "ecp5") or ""
+    )
     monkeypatch.setenv(ENV, "1G")
     with pytest.raises(ResourceError, match="synthesizing block viterbi_search needs about"):
         check_block(block, *block.resolve(spec, {}), synth=True)
