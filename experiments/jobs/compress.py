@@ -153,7 +153,7 @@ def prepare(layer: Layer, quantize: int | None, sparsity: float | None = None) -
     (symmetric, one scale per layer; refused when that zeroes weights the pruning to
     ``sparsity`` keeps: :func:`~codesign.models.workloads.quantize_kept`)."""
     w = check_weights(layer.weights, layer.name)
-    return w if quantize is None else quantize_kept(w, quantize, sparsity)
+    return w if quantize is None else quantize_kept(w, quantize, sparsity, layer.name)
 
 
 def report_plan(layer: Layer, plan: LayerPlan, cache: bool = False) -> LayerReport:
@@ -166,8 +166,12 @@ def report_plan(layer: Layer, plan: LayerPlan, cache: bool = False) -> LayerRepo
     check_layer(layer.name, layer.weights.shape, fmt, plan.spec, plan.quantize)
     try:
         reference, enc = encode(layer, plan, cache)
-        weights = prepare(layer, plan.quantize, plan.sparsity) if fmt.approximates else None
-        return report_encoded(layer.name, reference, enc, fmt, weights, plan.sparsity)
+        # the quantized input again: what lowrank approximates, and (cached or not) the
+        # note on the kept weights a quantization rounds to 0
+        weights = prepare(layer, plan.quantize, plan.sparsity)
+        return report_encoded(
+            layer.name, reference, enc, fmt, weights if fmt.approximates else None, plan.sparsity
+        )
     except ValueError as exc:
         raise named(exc, f"layer {layer.name}") from None
 
