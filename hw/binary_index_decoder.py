@@ -285,7 +285,8 @@ def describe(spec: LbiSpec, params: Mapping[str, Any]) -> dict[str, Any]:
             "kind": "lbi_decoder",
             "rule": f"mask[j] = {reduce.upper()} over k of (ip.code[k] AND iz.codes[j][k]) "
             f"(semiring {spec.semiring}); the iz tile is held from its beat to the ip beat "
-            "with last",
+            "with last. There is no row counter: the source sends the tile's rows (tile_rows, "
+            "fewer for an edge tile) and flags the last; every row it sends is decoded",
             "semiring": spec.semiring,
             "product": "and",
             "reduce": reduce,

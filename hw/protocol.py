@@ -36,6 +36,11 @@ OUTPUT_HOLD = (
     "once an output's valid is high it stays high, with its payload unchanged, until the "
     "beat is taken (valid and ready high at an edge)"
 )
+RESET_RULE = (
+    "while rst is high no beat moves: a beat offered during reset is discarded even where "
+    "a ready is high, so a source holds its valid low until rst is low (or offers the beat "
+    "again after reset)"
+)
 INPUT_RULE = (
     "the block samples an input only at a transfer; a source must not make its valid wait "
     "for any ready (a ready may depend combinationally on valids, as each stream's rule says)"
@@ -106,6 +111,7 @@ def build(described: dict[str, Any], ports: dict[str, dict[str, Any]]) -> dict[s
             "synchronous": True,
             "active": "high",
             "min_cycles": 1,
+            "during": RESET_RULE,
             "after": described["after_reset"],
         },
         "handshake": {"transfer": TRANSFER, "output_hold": OUTPUT_HOLD, "inputs": INPUT_RULE},
@@ -139,7 +145,7 @@ def header(sidecar: dict[str, Any], command: str) -> str:
     lines += _wrap(f"Clock: {p['clock']['port']}, every register on its rising edge.")
     lines += _wrap(
         f"Reset: {reset['port']}, synchronous, active high, at least {reset['min_cycles']} "
-        f"cycle; afterwards {reset['after']}"
+        f"cycle; {reset['during']}; afterwards {reset['after']}"
     )
     lines += _wrap(
         f"Handshake: {p['handshake']['transfer']}; {p['handshake']['output_hold']}; "

@@ -267,8 +267,10 @@ def describe(spec: ViterbiSpec, params: Mapping[str, Any]) -> dict[str, Any]:
         "function": {
             "kind": "viterbi_decompressor",
             "rule": "x = u + 2^n_in * s (tap vector: input bits first, then the state's "
-            "flip-flops, s = 0 when first); raw = taps . x over GF(2); mask bit j = "
-            "(sum_b raw[comparator_rows[j][b]] * 2^b < threshold); then s = x mod 2^n_ff "
+            "flip-flops, s = 0 when first; bit k of x is column k of taps); raw = taps . x "
+            "over GF(2); mask bit j = (sum_b raw[comparator_rows[j][b]] * 2^b < threshold), "
+            "threshold being the one value of the one-element matrix threshold that every "
+            "comparator shares; then s = x mod 2^n_ff "
             "(flip-flop k < n_in takes u[k], flip-flop k >= n_in takes flip-flop k - n_in: "
             "newest input in the lowest bits)",
             "tap_vector": tap_vector_parts(spec, "in.payload.u"),

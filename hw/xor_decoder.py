@@ -373,7 +373,9 @@ def describe(spec: XorSpec, params: Mapping[str, Any]) -> dict[str, Any]:
             "kind": "xor_decoder",
             "rule": "v = [x_t; x_t-1; ...; x_t-n_s+1] (v[j*n_in + k] = bit k of x_t-j, the "
             "older inputs zero at a block flagged first or plane and after reset); bits = "
-            "M . v over GF(2), then every patch of the block flips its bit",
+            "M . v over GF(2), then every patch of the block flips its bit (two patches of "
+            "one bit cancel). The spec fields segment, value_bits, quant, mask_format, "
+            "mask_threshold and dp_states shape the stored streams, not this circuit",
             "tap_vector": history,
             "history": {"blocks": spec.n_s - 1, "zero_on": ["first", "plane"]},
             "network": {"matrix": "M", "over": "gf2", "output": "out.payload.bits"},

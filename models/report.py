@@ -26,12 +26,18 @@ from codesign.models.specs import Spec
 from codesign.models.workloads import magnitude_prune
 
 
+def _ratio(baseline: int, bits: int) -> float | None:
+    """``baseline / bits``, or None when either is 0 (no meaningful ratio)."""
+    return baseline / bits if baseline > 0 and bits > 0 else None
+
+
 @dataclasses.dataclass(frozen=True)
 class LayerReport:
     """Storage of one layer in one format. Sizes in bits; ``*_per_weight`` divide by
     the layer's m·n weights (a total over ``layers`` > 1 layers has shape (1, weights));
     ratios are baseline bits / this format's bits (> 1 means smaller than the baseline),
-    both at ``precision`` bits per value (module docstring). ``lossless``: decode
+    both at ``precision`` bits per value (module docstring), None where either size is
+    0 bits. ``lossless``: decode
     reproduced the reference exactly. ``side_bits``: dense storage of a model's side
     tensors (biases, norms), counted in a model total's sizes and both baselines (0 for
     a layer). ``extras``: the format's own figures (see :attr:`Encoded.extras`)."""
@@ -73,12 +79,16 @@ class LayerReport:
         return self.value_bits / self.weights
 
     @property
-    def ratio_vs_dense(self) -> float:
-        return self.dense_bits / max(self.total_bits, 1)
+    def ratio_vs_dense(self) -> float | None:
+        """Dense bits / this format's bits; None where the ratio has no meaning (either
+        size is 0 bits: a layer of zeros that the format stores in nothing)."""
+        return _ratio(self.dense_bits, self.total_bits)
 
     @property
-    def ratio_vs_csr(self) -> float:
-        return self.csr_total_bits / max(self.total_bits, 1)
+    def ratio_vs_csr(self) -> float | None:
+        """CSR bits / this format's bits; None where either is 0 bits (CSR stores a
+        matrix of zeros in 0 bits when its widths come out 0)."""
+        return _ratio(self.csr_total_bits, self.total_bits)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form, derived figures included."""

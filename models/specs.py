@@ -159,7 +159,7 @@ class Spec:
             if f.default is None and lo is not None:
                 unset = cls._unset_means.get(f.name, "derived from the matrix")
                 allowed += f" or unset ({unset})"
-            rows.append((f.name, repr(f.default), allowed))
+            rows.append((f.name, "unset" if f.default is None else repr(f.default), allowed))
         return rows
 
 

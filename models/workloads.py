@@ -322,31 +322,35 @@ def kept_count(w: np.ndarray, sparsity: float | None) -> int:
     return min(nonzero, w.size - round(check_sparsity(sparsity) * w.size))
 
 
-def bits_to_keep(w: np.ndarray, kept: int) -> int | None:
-    """The fewest bits of :func:`quantize_symmetric` that keep the ``kept`` largest |w|
-    of ``w`` non-zero (None: more than 16)."""
-    mags = np.abs(w, dtype=np.float64).ravel()
-    smallest = float(np.partition(mags, mags.size - kept)[mags.size - kept])
-    peak = float(mags.max())
-    for bits in range(2, 17):
-        if smallest / (peak / (2 ** (bits - 1) - 1)) > 0.5:
-            return bits
-    return None
-
-
 def lost_weights_error(
-    what: str, option: str, lost: int, kept: int, w: np.ndarray, scale: float, bits: int
+    what: str,
+    option: str,
+    lost: int,
+    kept: int,
+    w: np.ndarray,
+    scale: float,
+    bits: int,
+    lost_at: Callable[[int], int],
+    noun: str = "kept weights",
+    remedy: str = "or prune them (a higher sparsity), or remove the outliers",
 ) -> PrecisionError:
     """The refusal of a ``bits``-bit quantization (``what``; its width set by ``option``,
     ``--quantize `` or ``value_bits=``) turning ``lost`` of the ``kept`` kept weights of
-    ``w`` into 0 with step ``scale``."""
-    need = bits_to_keep(w, kept)
-    fix = f"{option}{need} keeps them" if need else "no width up to 16 bits keeps them"
+    ``w`` into 0 with step ``scale``. ``lost_at(b)``: how many of them a ``b``-bit
+    quantization would lose; the width it suggests is the smallest above ``bits`` that
+    the same rule (:func:`too_many_lost`) passes. ``noun`` names what was kept (a side
+    tensor's ``non-zero values``) and ``remedy`` the other ways out."""
+    need = next((b for b in range(bits + 1, 17) if not too_many_lost(lost_at(b), kept)), None)
+    fix = (
+        f"{option}{need} is the smallest width keeping at least {1 - MOST_LOST:.0%} of them"
+        if need
+        else f"no width up to 16 bits keeps {1 - MOST_LOST:.0%} of them"
+    )
     return PrecisionError(
-        f"{what} turns {lost:,} of the {kept:,} kept weights into 0 (more than "
+        f"{what} turns {lost:,} of the {kept:,} {noun} into 0 (more than "
         f"{MOST_LOST:.0%}): its step {scale:.3g} "
         f"(the largest |w|, {float(np.abs(w).max()):.3g}, over {2 ** (bits - 1) - 1} levels) "
-        f"rounds them away; {fix}, or prune them (a higher sparsity), or remove the outliers"
+        f"rounds them away; {fix}, {remedy}"
     )
 
 
@@ -358,14 +362,20 @@ def too_many_lost(lost: int, kept: int) -> bool:
 
 def quantize_kept(w: np.ndarray, bits: int, sparsity: float | None = None) -> np.ndarray:
     """:func:`quantize_symmetric` of ``w`` to ``bits``, refused (:class:`PrecisionError`
-    naming the count and the bits that would keep them) when it turns most of the
+    naming the count and the smallest width that passes) when it turns most of the
     weights that pruning to ``sparsity`` keeps (:func:`kept_count`) into 0
     (:func:`too_many_lost`)."""
-    q, scale = quantize_symmetric(w, bits)
     kept = kept_count(w, sparsity)
+
+    def lost_at(b: int) -> int:
+        return kept - min(kept, int(np.count_nonzero(quantize_symmetric(w, b)[0])))
+
+    q, scale = quantize_symmetric(w, bits)
     lost = kept - min(kept, int(np.count_nonzero(q)))
     if too_many_lost(lost, kept):
-        raise lost_weights_error(f"--quantize {bits}", "--quantize ", lost, kept, w, scale, bits)
+        raise lost_weights_error(
+            f"--quantize {bits}", "--quantize ", lost, kept, w, scale, bits, lost_at
+        )
     return q
 
 

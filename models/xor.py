@@ -58,7 +58,12 @@ from codesign.models.lbi import LbiFormat, fit_tiles
 from codesign.models.relative import RelativeFormat
 from codesign.models.specs import LbiSpec, Spec, ViterbiSpec, XorSpec
 from codesign.models.viterbi import ViterbiFormat
-from codesign.models.workloads import check_weights, lost_weights_error, too_many_lost
+from codesign.models.workloads import (
+    check_weights,
+    lost_weights_error,
+    quantize_symmetric,
+    too_many_lost,
+)
 from codesign.models.xor_encode import decode_blocks, encode_blocks, traceback_bytes
 
 __all__ = [
@@ -230,7 +235,13 @@ def _quantize(weights: np.ndarray, spec: XorSpec) -> tuple[BitPlanes, np.ndarray
             scale = float(planes.scales[0])
             what = f"xor's quantization to XorSpec.value_bits={spec.value_bits}"
             kept_n, bits = int(kept.sum()), spec.value_bits
-            raise lost_weights_error(what, "value_bits=", lost, kept_n, weights, scale, bits)
+
+            def lost_at(b: int) -> int:
+                return int(np.count_nonzero(kept & (quantize_symmetric(weights, b)[0] == 0)))
+
+            raise lost_weights_error(
+                what, "value_bits=", lost, kept_n, weights, scale, bits, lost_at
+            )
         raise PrecisionError(
             f"xor's binary coding to XorSpec.value_bits={spec.value_bits} turns {lost:,} of "
             f"the {int(kept.sum()):,} kept weights into 0; raise value_bits or prune them"

@@ -419,7 +419,7 @@ CASES: list[Case] = [
         "17",
         ("compress", "--format", "xor", "--weights", "w.npz", "--sparsity", "0.5"),
         r"layer w: xor's quantization to XorSpec.value_bits=8 turns 2,040 of the 2,048 kept "
-        r"weights into 0 .*value_bits=15 keeps them",
+        r"weights into 0 .*value_bits=15 is the smallest width keeping",
         files={"w.npz": _npz({"w": outliers()})},
     ),
     Case(
@@ -428,7 +428,7 @@ CASES: list[Case] = [
         ("compress", "--format", "csr", "--weights", "w.npz", "--sparsity", "0.5")
         + ("--quantize", "8"),
         r"layer w: --quantize 8 turns 2,040 of the 2,048 kept weights into 0 .*--quantize 15 "
-        r"keeps them",
+        r"is the smallest width keeping",
         files={"w.npz": _npz({"w": outliers()})},
     ),
     Case(

@@ -87,7 +87,7 @@ def test_block_help_lists_every_parameter_and_spec_field(command, capsys):
         for limit in block.limits:
             assert f"limit: {limit}" in section
     viterbi = flat[flat.index("viterbi: Viterbi decompressor") :]
-    assert "threshold = None allowed: 0..2^n_c (0..16 at the defaults)" in viterbi
+    assert "threshold = unset allowed: 0..2^n_c (0..16 at the defaults)" in viterbi
     assert "unset, this block takes 2" in viterbi
     assert "n_cols = 64 allowed: 1..65536: columns of the matrix" in flat
 
@@ -97,10 +97,10 @@ def test_formats_shows_true_ranges(capsys):
     out = " ".join(capsys.readouterr().out.split())
     for name in FORMATS:
         assert f"{name}: " in out
-    assert "threshold = None allowed: 0..2^n_c (0..16 at the defaults) or unset" in out
+    assert "threshold = unset allowed: 0..2^n_c (0..16 at the defaults) or unset" in out
     assert "0..256" not in out
     assert "n = 2 allowed: 1..m (1..4 at the defaults)" in out
-    assert "mask_threshold = None allowed: 0..16 or unset" in out
+    assert "mask_threshold = unset allowed: 0..16 or unset" in out
     assert "rank = 8 allowed: 1..16, at most min(tile_rows, tile_cols)" in out
     assert "hardware blocks: viterbi, viterbi_search" in out
 
@@ -111,3 +111,26 @@ def test_help_paragraphs_fit_the_terminal(capsys, monkeypatch):
         out = help_text(name, capsys)
         prose = out.split("\n\n")[1]  # the description
         assert max(len(line) for line in prose.splitlines()) <= 80, name
+
+
+@pytest.mark.parametrize(
+    "argv, command",
+    [
+        (["compress", "--format", "csr", "--synthetic", "8x8", "--quantize", "8.5"], "compress"),
+        (["compress", "--format", "csr"], "compress"),
+        (["synth"], "synth"),
+        (["bogus"], None),
+        ([], None),
+        *(([name, "--no-such-option"], name) for name in sorted(COMMANDS)),
+    ],
+)
+def test_a_parser_error_is_one_line_naming_the_command_and_its_help(argv, command, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    assert done.value.code == 2
+    captured = capsys.readouterr()
+    prog = "codesign" if command is None else f"codesign {command}"
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith(f"{prog}: error: ") and lines[0].endswith(f"(see {prog} --help)")

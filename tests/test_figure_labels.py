@@ -80,13 +80,17 @@ def test_axes_are_named_in_words_with_units(svgs, kind):
 
 def test_scatter_legend_names_every_varying_parameter(svgs):
     shown = texts(svgs["scatter"])
-    assert {"storage format, index units", "with value precision"} <= set(shown)
-    assert {"csr, 2, quantize=8", "csr, 4, quantize=8", "relative, quantize=4"} <= set(shown)
+    assert {"storage format, index units", "with quantization"} <= set(shown)
+    assert {
+        "csr, index_units=2, quantize=8",
+        "csr, index_units=4, quantize=8",
+        "relative, quantize=4",
+    } <= set(shown)
 
 
 def test_line_legend_says_what_it_averages(svgs):
     shown = texts(svgs["line"])
-    assert {"storage format", "with value precision", "mean over index units"} <= set(shown)
+    assert {"storage format", "with quantization", "mean over index units"} <= set(shown)
     assert {"csr, quantize=8", "relative, quantize=4"} <= set(shown)
 
 
@@ -115,3 +119,24 @@ def test_function_of():
     assert function_of(rows, "b", ["a"])
     assert not function_of([*rows, {"a": 2, "b": "z"}], "b", ["a"])
     assert function_of(rows, "a", ["b"])
+
+
+def test_a_log_axis_of_under_two_decades_labels_a_tick_above_2():
+    """exp1's index storage spans 0.2 to 4.5 bits/weight: 3 is labelled, not only 0.2 to 2."""
+    from matplotlib.figure import Figure
+
+    from codesign.experiments.reports.figures import _log_axis
+
+    fig = Figure()
+    ax = fig.subplots()
+    ax.plot([0.5, 0.95], [4.5, 0.2])
+    _log_axis(ax.yaxis, ax.set_yscale, ax.get_ylim, set())
+    fig.canvas.draw()
+    low, high = ax.get_ylim()
+    labels = [
+        (t.get_position()[1], t.get_text())
+        for t in [*ax.yaxis.get_ticklabels(), *ax.yaxis.get_ticklabels(minor=True)]
+        if t.get_text() and low <= t.get_position()[1] <= high
+    ]
+    assert {"0.2", "0.3", "0.5", "1", "2", "3"} <= {text for _, text in labels}
+    assert max(at for at, _ in labels) > 2

@@ -6,6 +6,7 @@ quantizations."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -29,7 +30,7 @@ from codesign.models.errors import PrecisionError
 from codesign.models.format import check_layer
 from codesign.models.registry import FORMATS, get_format
 from codesign.models.specs import SpecError, ViterbiSpec, XorSpec, parse_spec
-from codesign.models.workloads import bits_to_keep, gaussian, kept_count, quantize_kept
+from codesign.models.workloads import gaussian, kept_count, quantize_kept
 from codesign.sim.arch import Arch, ConfigError
 from codesign.sim.config import parse_config
 
@@ -242,9 +243,53 @@ def test_a_quantization_zeroing_most_kept_weights_is_refused():
     assert kept_count(w, 0.5) == 2048 and kept_count(w, None) == 4096
     with pytest.raises(PrecisionError, match=r"^--quantize 8 turns 2,040 of the 2,048 kept"):
         quantize_kept(w, 8, 0.5)
-    assert bits_to_keep(w, 2048) == 15
     assert np.count_nonzero(quantize_kept(w, 15, 0.5)) >= 2048
     assert np.count_nonzero(quantize_kept(w, 8, 0.998)) == 8  # only the outliers kept
+
+
+def _suggested(exc: pytest.ExceptionInfo, option: str) -> int:
+    found = re.search(
+        rf"{option}(\d+) is the smallest width keeping at least 50% of them", str(exc.value)
+    )
+    assert found, str(exc.value)
+    return int(found.group(1))
+
+
+@pytest.mark.parametrize("sparsity", [None, 0.5])
+@pytest.mark.parametrize("outlier", [1000.0, 2000.0, 20000.0])
+def test_the_width_a_quantization_refusal_suggests_is_the_smallest_that_passes(outlier, sparsity):
+    # no sparsity: every non-zero weight is kept, the smallest |w| (3e-6) by no width at
+    # all; the rule lets half of them go, so some width up to 16 bits passes
+    w = gaussian((64, 147), 0)
+    w[0, 0] = outlier * np.abs(w).std()
+    with pytest.raises(PrecisionError) as refused:
+        quantize_kept(w, 8, sparsity)
+    need = _suggested(refused, "--quantize ")
+    quantize_kept(w, need, sparsity)  # passes
+    for below in range(9, need):
+        with pytest.raises(PrecisionError):
+            quantize_kept(w, below, sparsity)
+
+
+def test_a_quantization_no_width_rescues_says_so():
+    w = gaussian((64, 147), 0)
+    w[0, 0] = 1e6 * np.abs(w).std()
+    with pytest.raises(PrecisionError, match="no width up to 16 bits keeps 50% of them"):
+        quantize_kept(w, 8)
+    for bits in range(9, 17):
+        with pytest.raises(PrecisionError):
+            quantize_kept(w, bits)
+
+
+def test_the_width_xor_suggests_is_the_smallest_that_passes():
+    w = gaussian((64, 64), 0)
+    w[0, 0] = 2000.0 * np.abs(w).std()
+    with pytest.raises(PrecisionError) as refused:
+        get_format("xor").encode(w, XorSpec(value_bits=8))
+    need = _suggested(refused, "value_bits=")
+    get_format("xor").encode(w, XorSpec(value_bits=need))
+    with pytest.raises(PrecisionError):
+        get_format("xor").encode(w, XorSpec(value_bits=need - 1))
 
 
 def test_a_normal_quantization_rounds_its_smallest_weights_to_zero_and_passes():

@@ -11,7 +11,11 @@ import pytest
 
 from codesign.experiments.cli.main import main
 from codesign.experiments.jobs.compress import compare, load_workload
+from codesign.models.block import block_prune
 from codesign.models.csr import csr_bits
+from codesign.models.format import FormatError
+from codesign.models.registry import get_format
+from codesign.models.specs import BlockSpec
 from codesign.models.weight_files import save_model
 from codesign.models.workloads import quantize_symmetric
 
@@ -227,6 +231,12 @@ def test_every_row_prints_the_reached_sparsity(capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
+        (
+            ["--format", "block", "--spec", "b=64"],
+            "block keeps or drops whole 64x64 blocks (1 on this 64x64 layer), so the "
+            "sparsities nearest the requested 0.9 it reaches are 0 and 1, farther than 0.01; "
+            "ask for one of those, or use b=8",
+        ),
         (["--format", "nm"], "nm keeps n=2 of every m=4 weights, so its sparsity is fixed at 0.5"),
         (
             ["--format", "bmwm"],
@@ -311,3 +321,111 @@ def test_every_format_table_runs_fixed_formats_at_their_point_and_keeps_refusals
     assert bad.result is None and "max_block" in bad.error
     assert f"darb refused: {bad.error}" in render_formats([bad])
     assert bad.to_json()["error"] == bad.error
+
+
+@pytest.mark.parametrize(("b", "sparsity"), [(64, 0.5), (32, 0.6), (8, 0.55), (4, 0.9)])
+def test_block_reaches_the_sparsity_or_refuses_naming_what_does(b, sparsity):
+    """Never every weight removed for a request below 1: a block size whose steps miss
+    the request by more than 0.01 is refused, naming the reachable sparsities on each
+    side and a block size that reaches it — and that one does."""
+    w = load_workload(synthetic_shape="64x64").layers[0].weights
+    fmt = get_format("block")
+    try:
+        pruned = fmt.prune(w, sparsity, BlockSpec(b=b))
+    except FormatError as exc:
+        found = re.search(r"reaches are ([\d.]+) and ([\d.]+), .* use b=(\d+)$", str(exc))
+        assert found, str(exc)
+        below, above, better = float(found[1]), float(found[2]), int(found[3])
+        assert below <= sparsity <= above and better < b
+        assert (
+            abs(
+                1
+                - np.count_nonzero(fmt.prune(w, sparsity, BlockSpec(b=better))) / w.size
+                - sparsity
+            )
+            <= 0.01
+        )
+        for reached in (r for r in (below, above) if r < 1):
+            kept = np.count_nonzero(block_prune(w, reached, b))
+            assert 1 - kept / w.size == pytest.approx(reached)
+        return
+    assert abs(1 - np.count_nonzero(pruned) / w.size - sparsity) <= 0.01
+
+
+def test_a_ratio_without_meaning_is_a_dash_and_null(capsys, tmp_path):
+    zeros = save_model(tmp_path / "zeros.safetensors", {"w": np.zeros((16, 16), np.float32)})
+    out_file = tmp_path / "z.json"
+    code, out, err = run(
+        capsys, "compress", "--format", "csr", "--weights", str(zeros), "--json", str(out_file)
+    )
+    assert code == 0, err
+    row = next(line for line in out.splitlines() if line.startswith("w "))
+    assert row.split()[-3:] == ["-", "-", "yes"]  # x dense, x CSR, lossless
+    assert "sparsity requested none" in out and "None" not in out
+    doc = json.loads(out_file.read_text())
+    assert doc["layers"][0]["ratio_vs_dense"] is None and doc["total"]["ratio_vs_csr"] is None
+
+
+def test_an_error_on_one_layer_of_a_model_names_it(capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = {
+        "big.weight": rng.normal(size=(64, 64)).astype(np.float32),
+        "small.weight": rng.normal(size=(8, 8)).astype(np.float32),
+    }
+    path = save_model(tmp_path / "two.safetensors", arrays)
+    code, _, err = run(
+        capsys, "compress", "--format", "block", "--spec", "b=8", "--weights", str(path),
+        "--sparsity", "0.5",
+    )  # fmt: skip
+    assert code == 2 and err.startswith("codesign: error: layer small.weight: block keeps")
+
+
+def test_lbi_tiles_larger_than_a_layer_are_clipped_and_printed(capsys, tmp_path):
+    out_file = tmp_path / "l.json"
+    code, out, err = run(
+        capsys, "compress", "--format", "lbi", "--spec", "tile_rows=128", "--model", "digits",
+        "--sparsity", "0.9", "--json", str(out_file),
+    )  # fmt: skip
+    assert code == 0, err
+    assert "layer fc2: tile_rows=100 (the spec's tiles clipped to the layer)" in out
+    assert "layer fc3: tile_rows=10 (the spec's tiles clipped to the layer)" in out
+    assert "layer fc1:" not in out  # 300x64: its 128x64 tiles fit
+    doc = json.loads(out_file.read_text())
+    assert doc["spec"]["tile_rows"] == 128
+    assert doc["layer_specs"] == {"fc2": {"tile_rows": 100}, "fc3": {"tile_rows": 10}}
+    assert [layer["plan"]["spec"]["tile_rows"] for layer in doc["layers"]] == [128, 100, 10]
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"), [(["--format", "csr", "--quantize", "8"], "--quantize 8"),
+                         (["--format", "xor", "--sparsity", "0.5"], "value_bits=8")]
+)  # fmt: skip
+def test_a_side_tensor_the_quantization_would_zero_is_refused_naming_it(
+    capsys, tmp_path, argv, option
+):
+    arrays = {
+        "fc.weight": np.random.default_rng(0).normal(size=(64, 64)).astype(np.float32),
+        "fc.bias": np.array([1000.0] + [0.001] * 63, np.float32),
+    }
+    path = save_model(tmp_path / "side.safetensors", arrays)
+    code, _, err = run(capsys, "compress", *argv, "--weights", str(path))
+    assert code == 2
+    assert err.startswith(
+        f"codesign: error: side tensor fc.bias: {option} turns 63 of the 64 non-zero values into 0"
+    )
+    code, out, _ = run(capsys, "compress", "--format", "csr", "--weights", str(path))
+    assert code == 0 and "64 values stored dense at 32 bits" in out  # float32 keeps them
+
+
+def test_an_approximating_format_shows_its_error_beside_the_table(capsys):
+    code, out, _ = run(
+        capsys, "compress", "--format", "lowrank", "--model", "digits", "--sparsity", "0.85"
+    )
+    assert code == 0
+    assert "lossy: lowrank approximates the matrix" in out
+    header = next(line for line in out.splitlines() if line.startswith("layer "))
+    assert header.endswith("lossless  rel error")
+    rows = [line.split() for line in out.splitlines()]
+    rows = [r for r in rows if r and r[0] in ("fc1", "fc2", "fc3", "layers") and len(r) >= 11]
+    assert len(rows) == 4
+    assert all(r[-2] == "no" and 0 < float(r[-1]) < 1 for r in rows)

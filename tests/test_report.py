@@ -185,3 +185,67 @@ def test_axis_labels_carry_names_and_units():
     assert axis_label("mask_bits") == "mask_bits (bits)"  # not in the table: its name
     assert axis_label("out_per_in", {"out_per_in": "×"}) == "out_per_in (×)"  # derived
     assert axis_label("spec.seed") == "spec.seed"
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    """csr at float32 and at int8, and lowrank (lossy) at float32, on a 16x16 layer."""
+    directory = tmp_path_factory.mktemp("mixed")
+    config = validate_config(
+        {
+            "stages": ["compress"],
+            "base": {"workload": {"synthetic": "16x16"}},
+            "grid": [
+                {"format": ["csr", "lowrank"], "sparsity": [0.5]},
+                {"format": ["csr"], "quantize": [8], "sparsity": [0.5, 0.75]},
+            ],
+            "objectives": [{"metric": "total_bits", "goal": "min", "top": 5}],
+            "plots": [{"x": "sparsity", "y": "total_bits", "group": "format"}],
+        },
+        name="mixed",
+    )
+    points = plan(config, CODE)
+    with Store(directory) as store:
+        store.set_sweep(config, points, CODE)
+        run_sweep(points, store, CODE, workers=1, progress=False)
+    return write_report(directory)
+
+
+def test_rows_state_their_value_precision(mixed):
+    table = read_csv(mixed.csv)
+    assert {(r["format"], r["quantize"], r["value_precision"]) for r in table} == {
+        ("csr", "", "float32"),
+        ("lowrank", "", "float32"),
+        ("csr", "8", "int8"),
+    }
+
+
+def test_best_points_are_ranked_within_each_value_precision(mixed):
+    """int8 sizes are a quarter of float32 ones: one ranking would put every int8 point
+    first; each precision is ranked on its own, and lowrank is marked lossy."""
+    summary = mixed.summary.read_text()
+    assert "Ranked within each value precision (float32, int8)" in summary
+    table = read_csv(mixed.csv)
+    for precision in ("float32", "int8"):
+        got = markdown_table(summary, f"#### values {precision}")
+        expected = sorted(
+            (r for r in table if r["value_precision"] == precision),
+            key=lambda r: int(r["total_bits"]),
+        )
+        assert [int(r[-3 if precision == "float32" else -2]) for r in got] == [
+            int(r["total_bits"]) for r in expected
+        ]
+    float32 = markdown_table(summary, "#### values float32")
+    lossy = [r for r in float32 if "lowrank" in r]
+    assert len(lossy) == 1 and lossy[0][-1] == "LOSSY: approximates the weights"
+    assert all(r[-1] == "" for r in float32 if "lowrank" not in r)
+
+
+def test_a_figure_states_the_precision_and_never_joins_two(mixed):
+    ((_, svg),) = mixed.figures
+    text = svg.read_text()
+    assert "values float32, int8: a series per value precision" in text
+    for entry in ("csr, float32", "csr, int8", "lowrank, float32, LOSSY"):
+        assert f">{entry}<" in text
+    summary = mixed.summary.read_text()
+    assert "(values float32, int8: a series per value precision)" in summary

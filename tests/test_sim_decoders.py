@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from codesign.models.block import block_reach
 from codesign.models.format import FormatError
 from codesign.models.lbi import LbiFormat
 from codesign.models.registry import FORMATS, get_format
@@ -114,7 +115,10 @@ def compress(case: str, w: np.ndarray):
     fmt = LbiFormat(max_miss=1.0) if fmt_name == "lbi" else get_format(fmt_name)
     if fmt_name == "lowrank":
         w = w.astype(np.float32)
-    return fmt.compress(w, sparsity_of(w.shape), spec_of(w.shape))
+    sparsity, spec = sparsity_of(w.shape), spec_of(w.shape)
+    if fmt_name == "block":  # the point its blocks reach nearest below the request
+        sparsity = block_reach(w, sparsity, spec.b)[1]
+    return fmt.compress(w, sparsity, spec)
 
 
 # ------------------------------------------------------------------ slow references

@@ -12,7 +12,7 @@ import re
 import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from codesign import files
 
@@ -22,6 +22,26 @@ Handler = Callable[[argparse.Namespace], int]
 Subparsers = argparse._SubParsersAction
 #: A numbered line of a help paragraph ("1. ...").
 _LIST_ITEM = re.compile(r"\d+\. ")
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line: ``codesign COMMAND: error: MESSAGE
+    (see codesign COMMAND --help)`` on stderr, exit code 2 (no usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
+        """Parse as argparse does; an unrecognized argument is reported by the
+        subcommand that was given (``codesign compress: error: ...``), not by
+        `codesign` itself."""
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:
+            commands = [a for a in self._actions if isinstance(a, argparse._SubParsersAction)]
+            command = getattr(parsed, "command", None)
+            parser = commands[0].choices.get(command, self) if commands else self
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        return parsed
 
 
 class HelpFormatter(argparse.HelpFormatter):

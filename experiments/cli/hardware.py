@@ -7,7 +7,6 @@ and parameters, defaults and ranges, read from the specs and the block definitio
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from codesign.experiments.cli.command import (
@@ -17,7 +16,7 @@ from codesign.experiments.cli.command import (
     write_json,
 )
 from codesign.experiments.cli.formats import field_lines
-from codesign.experiments.jobs.hardware import block_spec, check_block, fpga_report
+from codesign.experiments.jobs.hardware import block_line, block_spec, check_block, fpga_report
 from codesign.experiments.jobs.tables import render
 from codesign.hw.blocks import BLOCKS, Block
 from codesign.models.specs import DEFAULT_SPARSITY
@@ -85,7 +84,7 @@ def run_synth(args: argparse.Namespace) -> int:
     stats = synthesize(block.name, spec, progress=_progress, **params)
     rows = [[cell, count] for cell, count in sorted(stats.cells.items())]
     rows += [["total", stats.total], ["depth (levels)", stats.depth]]
-    print(f"block {block.name}  spec {json.dumps(stats.spec)}  params {json.dumps(stats.params)}")
+    print(block_line(block.name, stats.spec, stats.params))
     print(render(["cell", "count"], rows))
     if args.json:
         write_json(args.json, stats.to_dict())
@@ -122,7 +121,7 @@ def register(subparsers: Subparsers) -> None:
             "--target, map it to an FPGA family\nand place and route it with nextpnr "
             "(LUTs, flip-flops, RAM cells, Fmax; docs/hardware.md).\n" + _THRESHOLD,
             [
-                "codesign synth xor --spec n_s=2 --json xor_cells.json",
+                "codesign synth xor --spec n_s=2 --json results/xor_cells.json",
                 "codesign synth xor --spec n_s=2 --target ecp5",
             ],
             run_synth,

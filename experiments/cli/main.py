@@ -7,7 +7,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from codesign.experiments.cli.command import HelpFormatter
+from codesign.experiments.cli.command import HelpFormatter, Parser
 from codesign.experiments.sweeps.stopping import Stopped, stop_on_signals
 from codesign.files import check_output
 from codesign.limits import set_memory_limit
@@ -30,7 +30,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The argument parser of `codesign` and its subcommands; with ``command`` (a
     subcommand's name) only that subcommand's, so that running one command imports
     what it needs and nothing the others need (numba, Amaranth, jsonschema, ...)."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="codesign",
         description="Co-design of compressed sparse weight formats and their decoders: "
         "golden models of the\nformats, Verilog decoders, an accelerator simulator and "

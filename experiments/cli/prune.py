@@ -15,7 +15,7 @@ from codesign.experiments.cli.command import (
     write_json,
 )
 from codesign.experiments.jobs.prune import METHOD_FORMATS, METHODS, prune_command
-from codesign.experiments.jobs.tables import render
+from codesign.experiments.jobs.tables import clipped_lines, render
 
 #: Masked fine-tuning epochs when --finetune-epochs is not given.
 DEFAULT_EPOCHS = 10
@@ -26,11 +26,15 @@ def run(args: argparse.Namespace) -> int:
     doc = prune_command(args.method, args.sparsity, args.spec, args.finetune_epochs, args.seed)
     print(
         f"method {doc['method']} ({doc['format']})  spec {json.dumps(doc['spec'])}  "
-        f"sparsity {doc['sparsity']}  kept {doc['kept_fraction']:.4f}"
+        f"sparsity {'none' if doc['sparsity'] is None else doc['sparsity']}  "
+        f"kept {doc['kept_fraction']:.4f}"
     )
-    for layer, spec in doc.get("layer_specs", {}).items():
-        fields = ", ".join(f"{k}={v}" for k, v in spec.items() if doc["spec"].get(k) != v)
-        print(f"layer {layer}: {fields} (the spec's tiles clipped to the layer)")
+    changed = {
+        layer: {k: v for k, v in spec.items() if doc["spec"].get(k) != v}
+        for layer, spec in doc.get("layer_specs", {}).items()
+    }
+    for line in clipped_lines(changed):
+        print(line)
     tuned = doc["accuracy_finetuned"]
     rows = [
         [

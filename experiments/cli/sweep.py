@@ -35,9 +35,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     with Store(out) as store, store.lock(config["name"], args.wait, _waiting):
         store.set_sweep(config, points, code)
         where = args.scheduler or f"{args.workers or 'all'} local worker(s)"
+        stages = dict.fromkeys(stage for _, point in points for stage in point["stages"])
         print(
             f"sweep {config['name']}: {len(points)} points, stages "
-            f"{', '.join(config['stages'])}, on {where}; store {store.path}",
+            f"{', '.join(stages or config['stages'])}, on {where}; store {store.path}",
             flush=True,
         )
         summary = run_sweep(

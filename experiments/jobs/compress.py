@@ -33,23 +33,34 @@ from typing import Any
 
 import numpy as np
 
-from codesign.experiments.jobs.tables import STORAGE_HEADER, render, skipped_lines, storage_row
+from codesign.experiments.jobs.tables import (
+    RELATIVE_ERROR,
+    STORAGE_HEADER,
+    clipped_lines,
+    relative_error,
+    render,
+    skipped_lines,
+    storage_row,
+)
 from codesign.models.encoded_cache import compress_layer
-from codesign.models.errors import PrecisionError
 from codesign.models.examples import EXAMPLES, example_path
 from codesign.models.format import Encoded, Format, check_layer
+from codesign.models.lbi import fit_tiles
 from codesign.models.overrides import resolve, unused_patterns
 from codesign.models.registry import get_format
 from codesign.models.report import LayerReport, report_encoded, total_report
-from codesign.models.specs import Spec
+from codesign.models.specs import LbiSpec, Spec
 from codesign.models.weight_files import ModelFile, Tensor, open_model, select_names
 from codesign.models.workloads import (
     check_sparsity,
     check_weights,
     load_digits_mlp,
+    lost_weights_error,
     parse_shape,
     quantize_kept,
+    quantize_symmetric,
     synthetic,
+    too_many_lost,
 )
 
 MODELS = ("digits", *EXAMPLES)
@@ -69,11 +80,13 @@ class Layer:
 @dataclasses.dataclass(frozen=True)
 class Workload:
     """What a run reads: ``label`` (where it came from), its ``layers`` and, for a
-    model file, ``tensors``: every tensor of the file with its role."""
+    model file, ``tensors``: every tensor of the file with its role, and
+    ``side_arrays``: the values of its side tensors by name (float32, as stored)."""
 
     label: str
     layers: tuple[Layer, ...]
     tensors: tuple[Tensor, ...] = ()
+    side_arrays: tuple[tuple[str, np.ndarray], ...] = ()
 
     @property
     def side(self) -> list[Tensor]:
@@ -93,7 +106,8 @@ class Workload:
 
 def _from_file(model: ModelFile, label: str) -> Workload:
     layers = tuple(Layer(t.name, model.matrix(t.name), t.kernel) for t in model.by_role("layer"))
-    return Workload(label, layers, model.tensors)
+    side = tuple((t.name, model.arrays[t.name]) for t in model.by_role("side"))
+    return Workload(label, layers, model.tensors, side)
 
 
 def _selected(label: str, layers: list[Layer], patterns: Sequence[str] | None) -> Workload:
@@ -155,8 +169,20 @@ def report_plan(layer: Layer, plan: LayerPlan, cache: bool = False) -> LayerRepo
         reference, enc = encode(layer, plan, cache)
         weights = prepare(layer, plan.quantize, plan.sparsity) if fmt.approximates else None
         return report_encoded(layer.name, reference, enc, fmt, weights, plan.sparsity)
-    except PrecisionError as exc:
-        raise PrecisionError(f"layer {layer.name}: {exc}") from None
+    except ValueError as exc:
+        raise named(exc, f"layer {layer.name}") from None
+
+
+def named(exc: ValueError, what: str) -> ValueError:
+    """``exc`` (same type) with its message starting ``what: `` (``layer fc2``), unless
+    it already does."""
+    text = str(exc)
+    if text.startswith(f"{what}:") or text.startswith(f"{what} "):
+        return exc
+    try:
+        return type(exc)(f"{what}: {text}")
+    except TypeError:  # a type whose constructor takes more than one message
+        return ValueError(f"{what}: {text}")
 
 
 def compress_layers(
@@ -214,19 +240,80 @@ def layer_plans(
     return plans
 
 
+def fitted(plan: LayerPlan, shape: tuple[int, int]) -> LayerPlan:
+    """``plan`` for a layer of ``shape``: an LBI tile larger than the layer clipped to it
+    (:func:`~codesign.models.lbi.fit_tiles`, as `codesign prune` does), any other plan
+    as it is."""
+    if not isinstance(plan.spec, LbiSpec):
+        return plan
+    return dataclasses.replace(plan, spec=fit_tiles(plan.spec, shape))
+
+
+def check_side(workload: Workload, plans: Sequence[LayerPlan]) -> None:
+    """Refuse (:class:`PrecisionError` naming the tensor) a side tensor whose values the
+    comparison's integer precision would turn mostly into 0 — the rule of the layers
+    (:func:`~codesign.models.workloads.too_many_lost`), each tensor with its own scale:
+    with ``quantize``, at the widest width the plans give; with xor quantizing floating
+    weights itself, at its ``value_bits``."""
+    quantize = [p.quantize for p in plans if p.quantize is not None]
+    xor = [p.spec.value_bits for p in plans if p.quantize is None and p.format == "xor"]
+    if not (quantize or xor):
+        return
+    bits, option = (max(quantize), "--quantize ") if quantize else (max(xor), "value_bits=")
+    for name, values in workload.side_arrays:
+        if not values.size:
+            continue
+        kept = int(np.count_nonzero(values))
+
+        def lost_at(b: int, values: np.ndarray = values, kept: int = kept) -> int:
+            return kept - int(np.count_nonzero(quantize_symmetric(values.reshape(1, -1), b)[0]))
+
+        lost = lost_at(bits)
+        if too_many_lost(lost, kept):
+            scale = quantize_symmetric(values.reshape(1, -1), bits)[1]
+            raise lost_weights_error(
+                f"side tensor {name}: {option}{bits}",
+                option,
+                lost,
+                kept,
+                values,
+                scale,
+                bits,
+                lost_at,
+                noun="non-zero values",
+                remedy="or remove the outliers",
+            )
+
+
 @dataclasses.dataclass(frozen=True)
 class Comparison:
     """A workload compressed layer by layer, at one value precision (module docstring).
 
     ``plans`` and ``reports``: one per layer of ``workload``; ``precision``: bits per
     stored value of every report; ``quantized_by_format``: the precision comes from a
-    format quantizing floating weights itself (xor)."""
+    format quantizing floating weights itself (xor); ``requested``: the plans as asked,
+    before an LBI tile larger than a layer was clipped to it (:func:`fitted`; empty:
+    ``plans``)."""
 
     workload: Workload
     plans: tuple[LayerPlan, ...]
     reports: tuple[LayerReport, ...]
     precision: int
     quantized_by_format: bool
+    requested: tuple[LayerPlan, ...] = ()
+
+    def clipped(self) -> dict[str, dict[str, Any]]:
+        """Layer name -> the spec fields its plan changed from the request (the LBI
+        tiles clipped to the layer), for the layers whose spec was changed."""
+        out = {}
+        for layer, asked, used in zip(
+            self.workload.layers, self.requested or self.plans, self.plans, strict=True
+        ):
+            wanted, fields = asked.spec.to_dict(), used.spec.to_dict()
+            changed = {k: v for k, v in fields.items() if wanted.get(k) != v}
+            if changed:
+                out[layer.name] = changed
+        return out
 
     @property
     def side_bits(self) -> int:
@@ -273,11 +360,12 @@ class Comparison:
 
     def to_json(self) -> dict[str, Any]:
         """The JSON document `codesign compress --json` writes."""
-        first = self.plans[0]
+        first = (self.requested or self.plans)[0]
         return {
             "workload": self.workload.label,
             "format": first.format,
             "spec": first.spec.to_dict(),
+            "layer_specs": self.clipped(),
             "sparsity": first.sparsity,
             "quantize": first.quantize,
             "precision_bits": self.precision,
@@ -310,7 +398,12 @@ def compare(
     ``base`` and ``overrides``) and report it; raises ``ValueError`` when the layers
     end at different value precisions. ``cache``: read and keep the encodings in the
     encoded-layer cache (:mod:`codesign.models.encoded_cache`)."""
-    plans = layer_plans([x.name for x in workload.layers], base, overrides)
+    requested = layer_plans([x.name for x in workload.layers], base, overrides)
+    plans = [
+        fitted(plan, layer.weights.shape)
+        for plan, layer in zip(requested, workload.layers, strict=True)
+    ]
+    check_side(workload, plans)
     reports = [
         report_plan(layer, plan, cache) for layer, plan in zip(workload.layers, plans, strict=True)
     ]
@@ -323,7 +416,9 @@ def compare(
             f"comparison needs one precision; give quantize to every layer or to none"
         )
     by_format = any(p.format == "xor" and p.quantize is None for p in plans)
-    return Comparison(workload, tuple(plans), tuple(reports), precisions.pop(), by_format)
+    return Comparison(
+        workload, tuple(plans), tuple(reports), precisions.pop(), by_format, tuple(requested)
+    )
 
 
 def encode(layer: Layer, plan: LayerPlan, cache: bool = False) -> tuple[np.ndarray, Encoded]:
@@ -375,11 +470,12 @@ def side_line(workload: Workload, precision: int) -> str | None:
 def render_comparison(result: Comparison) -> str:
     """What `codesign compress` prints: the workload, the precision and reference, one
     row per layer, the layers' and the model's totals, the side and skipped tensors."""
-    first = result.plans[0]
+    first = (result.requested or result.plans)[0]
     b = result.precision
     lines = [
         describe_workload(result.workload),
-        f"format {first.format}  spec {first.spec.to_json()}  sparsity requested {first.sparsity}",
+        f"format {first.format}  spec {first.spec.to_json()}  sparsity requested "
+        f"{'none' if first.sparsity is None else first.sparsity}",
         f"values: {result.precision_label()}; x dense and x CSR: dense and CSR storage of "
         f"the same matrices at {b} bits per value",
         f"reference: {result.reference_label()}; lossless = decode reproduces it exactly",
@@ -389,7 +485,20 @@ def render_comparison(result: Comparison) -> str:
     rows.append(storage_row(result.total()))
     if result.workload.side:
         rows.append(storage_row(result.model_total()))
-    lines.append(render(STORAGE_HEADER, rows))
+    header = list(STORAGE_HEADER)
+    mean = relative_error(result.reports)
+    if mean is not None:  # an approximating format: how far it is off
+        header.append("rel error")
+        errors = [r.extras.get(RELATIVE_ERROR) for r in result.reports]
+        totals = [f"{mean:.4f}"] * (len(rows) - len(errors))
+        cells = ["-" if e is None else f"{e:.4f}" for e in errors] + totals
+        rows = [[*row, cell] for row, cell in zip(rows, cells, strict=True)]
+        lines.append(
+            "lossy: lowrank approximates the matrix; rel error = ||W - decoded|| / ||W|| per "
+            "layer (Frobenius norms), the totals' the mean weighted by layer size"
+        )
+    lines.append(render(header, rows))
+    lines += clipped_lines(result.clipped())
     line = side_line(result.workload, b)
     lines += [line] if line else []
     lines += skipped_lines([t.to_dict() for t in result.workload.skipped])

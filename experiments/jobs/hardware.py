@@ -146,9 +146,33 @@ def fpga_report(
         ["Fmax (MHz)", stats.fmax_mhz],
         *([f"{bel} used", f"{n} of {total}"] for bel, (n, total) in stats.utilization.items()),
     ]
-    text = (
-        f"block {block_name}  spec {spec.to_json()}  params {json.dumps(params)}\n"
-        f"target {stats.device} (yosys {stats.target} synthesis, nextpnr place and route)\n"
-        + render(["figure", "value"], rows)
+    notes = ["LUTs: 4-input LUT cells after synthesis (a carry cell counts as its 2 LUTs)"]
+    notes += [
+        f"{bel} used: {BEL_MEANINGS[bel]}" for bel in stats.utilization if bel in BEL_MEANINGS
+    ]
+    text = "\n".join(
+        [
+            block_line(block_name, stats.spec, stats.params),
+            f"target {stats.device} (yosys {stats.target} synthesis, nextpnr place and route)",
+            render(["figure", "value"], rows),
+            *notes,
+        ]
     )
     return text, stats.to_dict()
+
+
+#: What nextpnr's utilization of a site type counts, where it differs from the cells
+#: counted after synthesis.
+BEL_MEANINGS = {
+    "TRELLIS_COMB": "the LUT sites nextpnr placed: the LUTs plus the pass-through LUTs "
+    "its packer adds",
+    "ICESTORM_LC": "the logic cells nextpnr placed, each a LUT, a flip-flop or both",
+}
+
+
+def block_line(block: str, spec: Mapping[str, Any], params: Mapping[str, Any]) -> str:
+    """The line naming a built block: its complete spec and parameters, keys sorted."""
+    return (
+        f"block {block}  spec {json.dumps(spec, sort_keys=True)}  "
+        f"params {json.dumps(params, sort_keys=True)}"
+    )

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from codesign.experiments.jobs.compress import Comparison, Workload, compare
-from codesign.experiments.jobs.tables import render
+from codesign.experiments.jobs.tables import ratio_text, render
 from codesign.models.darb import bmwm_block_for
 from codesign.models.nm import nearest_nm
 from codesign.models.registry import FORMATS
@@ -119,8 +119,8 @@ def render_formats(rows: Sequence[FormatRow]) -> str:
                 f"{total.index_bits_per_weight:.3f}",
                 f"{total.value_bits_per_weight:.3f}",
                 total.side_bits,
-                f"{total.ratio_vs_dense:.2f}",
-                f"{total.ratio_vs_csr:.2f}",
+                ratio_text(total.ratio_vs_dense),
+                ratio_text(total.ratio_vs_csr),
                 "yes" if total.lossless else "no",
             ]
         )

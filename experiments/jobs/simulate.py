@@ -169,6 +169,7 @@ def run_config(cfg: SimConfig, synth: bool = True) -> dict[str, Any]:
         )
         row = summarize(result)
         row.update(spec=enc.spec.to_dict(), encode_s=encode_s, reuse=layer.geometry.reuse)
+        row["settings"] = {k: getattr(layer.config, k) for k in SETTINGS}
         rows.append(row)
     side = None
     if expanded.side:
@@ -193,6 +194,43 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+#: The layer keys of a configuration a layer is stored with (its row's ``settings``).
+SETTINGS = ("format", "spec", "sparsity", "quantize")
+
+
+def _setting_text(key: str, value: Any) -> str:
+    if key == "spec":
+        return json.dumps(value, sort_keys=True) if value else "defaults"
+    if key == "quantize":
+        return "float32" if value is None else f"{value} bits"
+    return "none" if value is None else str(value)
+
+
+def settings_lines(layers: list[dict[str, Any]]) -> list[str]:
+    """How the layers are stored (format, spec fields, sparsity, quantize) as the
+    configuration set them: one line when every layer has the same settings; else the
+    most common settings and a table of the layers that differ (per-layer overrides),
+    with the keys that vary."""
+    settings = [r["settings"] for r in layers if "settings" in r]
+    if not settings:
+        return []
+    keyed = [json.dumps(s, sort_keys=True) for s in settings]
+    common = json.loads(max(dict.fromkeys(keyed), key=keyed.count))
+    text = ", ".join(f"{k} {_setting_text(k, common[k])}" for k in SETTINGS)
+    if len(set(keyed)) == 1:
+        return [f"every layer: {text}"]
+    varying = [k for k in SETTINGS if len({json.dumps(s[k], sort_keys=True) for s in settings}) > 1]
+    others = [
+        [r["layer"], *(_setting_text(k, r["settings"][k]) for k in varying)]
+        for r, key in zip(layers, keyed, strict=True)
+        if json.loads(key) != common
+    ]
+    return [
+        f"layers: {text}, except (per-layer overrides):",
+        render(["layer", *varying], others),
+    ]
+
+
 def render_report(doc: dict[str, Any]) -> str:
     """The two tables `codesign simulate` prints: performance and energy, one row per
     layer (its geometry: fc, tokens or conv), the side tensors' row and the total; then
@@ -204,7 +242,7 @@ def render_report(doc: dict[str, Any]) -> str:
             r["format"],
             r.get("geometry", ""),
             r["cycles"],
-            _fmt(r["time_us"]),
+            f"{r['time_us']:.3f}",
             _fmt(r["gops"]),
             _fmt(r["weights_per_s"]),
             _fmt(r["util_dram"]),
@@ -241,13 +279,14 @@ def render_report(doc: dict[str, Any]) -> str:
     arch = doc["arch"]
     head = (
         f"{doc['config']}: {arch['lanes']} lanes, {arch['decoders']} decoder units, batch "
-        f"{arch['batch']}, DRAM {arch['dram_bytes_per_cycle']} B/cycle, "
-        f"{arch['clock_ghz']} GHz; energy table: {doc['energy_table']}"
+        f"{arch['batch']}, DRAM {arch['dram_bytes_per_cycle']:g} B/cycle, "
+        f"{arch['clock_ghz']:g} GHz; energy table: {doc['energy_table']}"
     )
+    settings = settings_lines(doc["layers"])
     skipped = skipped_lines(doc.get("skipped", []))
     return "\n\n".join(
         [
-            head,
+            "\n".join([head, *settings]),
             "performance (utilizations and lane stalls as fractions of lane cycles)",
             render(perf_header, perf),
             "energy (dense-equivalent pJ per MAC)",

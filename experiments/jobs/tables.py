@@ -21,6 +21,20 @@ STORAGE_HEADER = (
 )
 
 
+#: The figure an approximating format (lowrank) reports of each layer: ||W − Ŵ|| / ||W||
+#: (Frobenius norms).
+RELATIVE_ERROR = "relative_error"
+
+
+def relative_error(reports: Sequence[LayerReport]) -> float | None:
+    """The mean of the layers' :data:`RELATIVE_ERROR` weighted by layer size (m·n), over
+    the layers that report one (an approximating format's); None when none does."""
+    weighed = [(r.extras[RELATIVE_ERROR], r.weights) for r in reports if RELATIVE_ERROR in r.extras]
+    if not weighed:
+        return None
+    return sum(e * w for e, w in weighed) / sum(w for _, w in weighed)
+
+
 def render(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """Left-aligned first column, right-aligned others, columns sized to fit."""
     cells = [list(map(str, header))] + [[str(c) for c in row] for row in rows]
@@ -33,6 +47,11 @@ def render(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
     rule = "  ".join("-" * w for w in widths)
     return "\n".join([line(cells[0]), rule, *(line(r) for r in cells[1:])])
+
+
+def ratio_text(ratio: float | None) -> str:
+    """A size ratio with two decimals; ``-`` where it has no meaning (None)."""
+    return "-" if ratio is None else f"{ratio:.2f}"
 
 
 def storage_row(
@@ -51,9 +70,20 @@ def storage_row(
         f"{report.index_bits_per_weight:.3f}",
         f"{report.value_bits_per_weight:.3f}",
         report.total_bits,
-        f"{report.ratio_vs_dense:.2f}",
-        f"{report.ratio_vs_csr:.2f}",
+        ratio_text(report.ratio_vs_dense),
+        ratio_text(report.ratio_vs_csr),
         "yes" if report.lossless else "no",
+    ]
+
+
+def clipped_lines(layer_specs: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """One line per layer whose spec was clipped to it (layer name -> the changed
+    fields, e.g. an LBI tile larger than the layer): ``layer fc3: tile_rows=10 (the
+    spec's tiles clipped to the layer)``."""
+    return [
+        f"layer {name}: {', '.join(f'{k}={v}' for k, v in fields.items())} (the spec's "
+        f"tiles clipped to the layer)"
+        for name, fields in layer_specs.items()
     ]
 
 

@@ -29,7 +29,11 @@ axis, facet or colour joins the legend as ``name=value`` when each series has on
 of it (``arch.decoders`` beside ``arch.lanes``); when it separates points of one series
 at the same x, a line plot says which parameters its means are taken over; in a scatter
 plot any other such parameter becomes a series of its own (up to :data:`MAX_SERIES`
-series; beyond that the legend title lists it under "also varies"). With several group
+series; beyond that the legend title lists it under "also varies"). A group value that
+is a number is shown with its name (``lanes=8``). The title states the value precision
+of the points (:data:`~codesign.experiments.reports.results_table.VALUE_PRECISION`);
+points at several precisions are never one series (the precision joins the group
+columns), and storage that approximates the weights is marked ``LOSSY``. With several group
 columns and no ``color`` column, the first sets the colour and the others the marker.
 Markers that would sit on one another are set side by side (a few points apart,
 :data:`DODGE_POINTS`). The legend sits outside the panels. SVG text stays text
@@ -57,12 +61,14 @@ from matplotlib.transforms import ScaledTranslation
 
 from codesign.experiments.reports.labels import axis_label, column_name
 from codesign.experiments.reports.results_table import (
+    VALUE_PRECISION,
     ReportError,
     Table,
     check_columns,
     evaluate,
     expression,
     is_number,
+    lossy,
     names,
     select_rows,
 )
@@ -139,6 +145,17 @@ def caption(plot: Mapping[str, Any]) -> str:
     return text + (f", per {column_name(plot['facet'])}" if plot.get("facet") else "")
 
 
+def _named(column: str, value: Any) -> str:
+    """A legend's group value: a name (``csr``, ``int8``) as it is, a number or flag with
+    its column's short name (``lanes=8``, ``n_out=3``)."""
+    return value if isinstance(value, str) else f"{column.rpartition('.')[2]}={value}"
+
+
+def plot_precision(table: Table, plot: Mapping[str, Any], number: int) -> str | None:
+    """The value precision of a plot's points in words (:meth:`_Plot.precision_text`)."""
+    return _Plot(table, plot, number).precision_text()
+
+
 def _key(row: Mapping[str, Any], columns: Sequence[str | None]) -> str:
     return json.dumps([row.get(c) if c else None for c in columns], default=str)
 
@@ -200,6 +217,12 @@ class _Plot:
         self.alongside: list[str] = []
         self.averaged: list[str] = []
         self.unnamed: list[str] = []
+        self.precisions = list(
+            dict.fromkeys(r[VALUE_PRECISION] for r in self.rows if r.get(VALUE_PRECISION))
+        )
+        shown = (self.x, self.facet, self.color, *self.groups)
+        if len(self.precisions) > 1 and VALUE_PRECISION not in shown:
+            self.groups.append(VALUE_PRECISION)  # never one series across precisions
         self._name_hidden(table)
         self.labels = list(dict.fromkeys(self.label(r) for r in self.rows))
         self.styles = self._styles()
@@ -227,16 +250,27 @@ class _Plot:
                 self.unnamed.append(column)
 
     def label(self, row: Mapping[str, Any]) -> str:
-        """The row's group values, then ``name=value`` of each column named alongside
-        (left out where the row has none, or where it repeats a group value: format
-        ``xor`` beside block ``xor``)."""
-        values = [str(row[g]) for g in self.groups if row.get(g) is not None]
+        """The row's group values (a number as ``name=value``: ``lanes=8``; a name as
+        itself: ``csr``), then ``name=value`` of each column named alongside (left out
+        where the row has none, or where it repeats a group value: format ``xor`` beside
+        block ``xor``), then ``LOSSY`` for storage that approximates the weights."""
+        values = [_named(g, row[g]) for g in self.groups if row.get(g) is not None]
         values += [
             f"{c.rpartition('.')[2]}={row[c]}"
             for c in self.alongside
             if row.get(c) is not None and not (isinstance(row[c], str) and row[c] in values)
         ]
+        values += ["LOSSY"] if lossy(row) else []
         return ", ".join(values) or (column_name(self.ys[0]) if len(self.ys) == 1 else "value")
+
+    def precision_text(self) -> str | None:
+        """The value precision of the plotted points, stated once (``values int8``), or
+        of each series when they differ; None when no point stores values."""
+        if not self.precisions:
+            return None
+        if len(self.precisions) == 1:
+            return f"values {self.precisions[0]}"
+        return f"values {', '.join(self.precisions)}: a series per value precision"
 
     def _styles(self) -> dict[str, tuple[str, str]]:
         """Series label -> (colour, marker): by series order with at most one group
@@ -460,8 +494,8 @@ def _reference(ax: Axes, p: _Plot, k: int, ref: Mapping[str, Any], y: str, value
 def _log_axis(axis: Any, set_scale: Any, get_lim: Any, values: set[float]) -> None:
     """A log scale with plain numbers as tick labels (1, 0.5, 20 rather than
     10^0, 5×10^-1): at the data ``values`` when there are at most
-    :data:`MAX_VALUE_TICKS` of them, else at the powers of ten, with minor ticks at 2
-    and 5 × 10^k labelled too when the axis spans two decades or less."""
+    :data:`MAX_VALUE_TICKS` of them, else at the powers of ten, with the minor ticks of
+    :data:`LABELLED_MANTISSAS` labelled too when the axis spans two decades or less."""
     set_scale("log")
     plain = FuncFormatter(lambda v, _: _tick(v))
     axis.set_major_formatter(plain)
@@ -472,7 +506,7 @@ def _log_axis(axis: Any, set_scale: Any, get_lim: Any, values: set[float]) -> No
         return
     lo, hi = get_lim()
     if lo > 0 and hi / lo <= 100:
-        axis.set_minor_formatter(FuncFormatter(_two_and_five))
+        axis.set_minor_formatter(FuncFormatter(_minor_label))
     else:
         axis.set_minor_formatter(NullFormatter())
 
@@ -485,11 +519,16 @@ def _tick(value: float) -> str:
     return f"{float(mantissa):g}e{int(exponent)}"
 
 
-def _two_and_five(value: float, _: int) -> str:
+#: The minor ticks of a log axis spanning two decades or less that carry a label: 2, 3
+#: and 5 × 10^k, so that an axis ending between 2 and 10 × 10^k has a label above 2.
+LABELLED_MANTISSAS = (2.0, 3.0, 5.0)
+
+
+def _minor_label(value: float, _: int) -> str:
     if value <= 0:
         return ""
     mantissa = value / 10 ** math.floor(math.log10(value))
-    return _tick(value) if round(mantissa, 6) in (2.0, 5.0) else ""
+    return _tick(value) if round(mantissa, 6) in LABELLED_MANTISSAS else ""
 
 
 def _legend_width(p: _Plot) -> float:
@@ -578,7 +617,9 @@ def draw_plot(
     if norm is not None:
         mappable = ScalarMappable(norm=norm, cmap="viridis")
         fig.colorbar(mappable, ax=axes, label=axis_label(p.color, units), shrink=0.9)
-    fig.suptitle(plot.get("title") or caption(plot))
+    title = plot.get("title") or caption(plot)
+    precision = p.precision_text()
+    fig.suptitle(f"{title}\n{precision}" if precision else title)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"plot{number}-{_slug('+'.join(p.ys))}-vs-{_slug(p.x)}"
     png, svg = out_dir / f"{stem}.png", out_dir / f"{stem}.svg"

@@ -118,6 +118,10 @@ def build_table(
             metrics.update(dict.fromkeys(k for k in row.metrics if k not in flat))
             record.update({"status": row.status, **row.metrics, **_bookkeeping(row)})
         out.append(record)
+    for record in out:
+        if record["status"] == DONE and value_precision(record) is not None:
+            record[VALUE_PRECISION] = value_precision(record)
+            metrics[VALUE_PRECISION] = None
     heads = list(dict.fromkeys([*COMMON_FIELDS, *(c.split(".")[0] for c in params)]))
     heads = [h for h in heads if h != "stages"] + ["stages"]
     ordered = sorted(params, key=lambda c: heads.index(c.split(".")[0]))
@@ -125,6 +129,46 @@ def build_table(
     columns = [c for k in swept for c in ([k] if k in kept else _fields_of(k, kept))]
     varying = [c for c in columns if len({json.dumps(r.get(c)) for r in out} - {"null"}) > 1]
     return Table(out, kept, list(metrics), list(dict.fromkeys(varying)))
+
+
+VALUE_PRECISION = "value_precision"
+"""The column every done row with stored or simulated values gets: the precision of
+its values (``float32``, ``int8``, ``int16``, ...), :func:`value_precision`."""
+
+
+def value_precision(row: Mapping[str, Any]) -> str | None:
+    """The value precision a row's sizes, ratios and energies are at: ``float32`` or
+    ``intB`` from its ``precision_bits`` (the compress stage; any ``STAGE.`` copy);
+    for a point without it, ``intB`` of its ``quantize`` (slots of 8 bits up to 8-bit
+    integers, else 16) or of xor's ``value_bits`` when it simulates, ``float32`` for a
+    simulated or pruned point otherwise (pruning never quantizes); None for a point
+    storing no values (synthesis)."""
+    bits = next(
+        (
+            v
+            for k, v in row.items()
+            if (k == "precision_bits" or k.endswith(".precision_bits")) and is_number(v)
+        ),
+        None,
+    )
+    if bits is not None:
+        return "float32" if bits == 32 else f"int{int(bits)}"
+    stages = str(row.get("stages") or "").split("+")
+    if "simulate" in stages:
+        if row.get("quantize") is not None:
+            return f"int{8 if row['quantize'] <= 8 else 16}"
+        if row.get("format") == "xor":
+            return f"int{row.get('spec.value_bits') or 8}"
+    return "float32" if {"simulate", "prune"} & set(stages) else None
+
+
+def lossy(row: Mapping[str, Any]) -> bool:
+    """Whether a row's storage approximates the weights instead of reproducing them:
+    its format approximates (``lowrank``), or it reports ``lossless`` false."""
+    from codesign.models.registry import FORMATS
+
+    fmt = FORMATS.get(str(row.get("format")))
+    return row.get("lossless") is False or bool(fmt is not None and fmt.approximates)
 
 
 def _fields_of(key: str, columns: Sequence[str]) -> list[str]:

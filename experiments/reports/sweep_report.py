@@ -44,16 +44,24 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from codesign.experiments.reports.figures import caption, default_plot, draw_plot, pareto_rows
+from codesign.experiments.reports.figures import (
+    caption,
+    default_plot,
+    draw_plot,
+    pareto_rows,
+    plot_precision,
+)
 from codesign.experiments.reports.labels import axis_label
 from codesign.experiments.reports.results_table import (
     PENDING,
+    VALUE_PRECISION,
     ReportError,
     Table,
     add_columns,
     build_table,
     check_columns,
     is_number,
+    lossy,
     names,
     select_rows,
     workload_label,
@@ -71,6 +79,7 @@ __all__ = [
     "ReportError",
     "ReportFiles",
     "axis_label",
+    "best_by_precision",
     "best_points",
     "comparison_table",
     "workload_label",
@@ -82,6 +91,8 @@ __all__ = [
 CSV_FILE = "results.csv"
 SUMMARY_FILE = "summary.md"
 PLOT_DIR = "plots"
+#: What a best-point table says of a point whose storage approximates the weights.
+LOSSY_NOTE = "LOSSY: approximates the weights"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,6 +220,27 @@ def _derived(config: Mapping[str, Any], table: Table) -> list[str]:
     return ["## Derived columns", "", *lines, ""] if lines else []
 
 
+def _by_precision(rows: list[dict[str, Any]]) -> dict[str | None, list[dict[str, Any]]]:
+    """``rows`` split by their value precision (:data:`VALUE_PRECISION`), in order of
+    first appearance; rows without one under None."""
+    groups: dict[str | None, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(row.get(VALUE_PRECISION), []).append(row)
+    return groups
+
+
+def best_by_precision(
+    table: Table, objective: Mapping[str, Any]
+) -> dict[str | None, list[dict[str, Any]]]:
+    """The ``top`` best done points on ``objective`` (:func:`best_points`) ranked within
+    each value precision: sizes and ratios at different precisions are not compared."""
+    everyone = {**objective, "top": len(table.rows)}
+    top = objective.get("top", 5)
+    groups = _by_precision(best_points(table, everyone))
+    order = list(dict.fromkeys(r.get(VALUE_PRECISION) for r in table.rows))  # sweep order
+    return {p: groups[p][:top] for p in sorted(groups, key=order.index)}
+
+
 def _objectives(config: Mapping[str, Any], table: Table) -> list[str]:
     lines = ["## Best points", ""]
     objectives = config.get("objectives") or []
@@ -218,16 +250,32 @@ def _objectives(config: Mapping[str, Any], table: Table) -> list[str]:
     for objective in objectives:
         metric = objective["metric"]
         lines += [f"### {metric} ({objective['goal']})", ""]
-        best = best_points(table, objective)
-        if not best:
+        groups = best_by_precision(table, objective)
+        if not groups:
             lines += ["No done point has this metric.", ""]
             continue
-        header = ["rank", *shown, metric, "key"]
-        body = [
-            [i + 1, *(r.get(p) for p in shown), r[metric], r["key"][:12]]
-            for i, r in enumerate(best)
-        ]
-        lines += [*_markdown_table(header, body), ""]
+        known = [p for p in groups if p is not None]
+        if len(groups) > 1:
+            lines += [
+                f"Ranked within each value precision ({', '.join(known)}): sizes and ratios "
+                "at different precisions are not compared.",
+                "",
+            ]
+        elif known:
+            lines += [f"Values: {known[0]} at every point ranked.", ""]
+        for precision, best in groups.items():
+            if len(groups) > 1:
+                lines += [f"#### values {precision or 'not stored'}", ""]
+            header = ["rank", *shown, metric, "key"]
+            body = [
+                [i + 1, *(r.get(p) for p in shown), r[metric], r["key"][:12]]
+                for i, r in enumerate(best)
+            ]
+            if any(lossy(r) for r in best):
+                header.append("note")
+                for row, r in zip(body, best, strict=True):
+                    row.append(LOSSY_NOTE if lossy(r) else "")
+            lines += [*_markdown_table(header, body), ""]
     return lines
 
 
@@ -241,6 +289,8 @@ def _figures(
             lines.append(f"- plot {number} ({text}): no done point to draw")
             continue
         png, svg = (p.relative_to(out).as_posix() for p in files)
+        precision = plot_precision(table, plot, number)
+        text += f" ({precision})" if precision else ""
         lines += [f"- plot {number}: {text} — [PNG]({png}), [SVG]({svg})", ""]
         lines += [f"![{text}]({png})", ""]
         for value, front in pareto_rows(table, plot, number):

@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from codesign.experiments.sweeps.lifeline import alive, die_with_parent
 from codesign.experiments.sweeps.stages import STAGES, Metrics, Point, Stage
-from codesign.experiments.sweeps.stopping import stop_on_signals
+from codesign.experiments.sweeps.stopping import deferred, stop_on_signals
 from codesign.experiments.sweeps.store import DONE, FAILED, Outcome, Store
 
 #: The stage functions a point runs, in order: (stage name, function).
@@ -155,8 +155,9 @@ def run_sweep(
     bar.set_postfix(failed=skipped, refresh=False)
 
     def record(key: str, point: Point, outcome: Outcome) -> None:
-        store.record(key, point, code, outcome)
-        tally[outcome.status] += 1
+        with deferred():  # a committed row is always counted
+            store.record(key, point, code, outcome)
+            tally[outcome.status] += 1
         bar.set_postfix(failed=skipped + tally[FAILED], refresh=False)
         bar.update(1)
 

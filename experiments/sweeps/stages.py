@@ -155,7 +155,8 @@ def pruning_metrics(kept_fraction: float) -> Metrics:
 
 def storage_metrics(reports: list[LayerReport], side_bits: int = 0) -> Metrics:
     """Totals over a workload's layer reports plus ``side_bits`` of dense side tensors
-    (the model total): sizes in bits and bits per weight, ratios, kept fraction (nnz /
+    (the model total): sizes in bits and bits per weight, ratios (left out where either
+    size is 0 bits), kept fraction (nnz /
     weights) and :func:`pruning_metrics`, lossless, ``precision_bits`` and
     ``side_bits``; then the format's extras, where a ``*_bits`` figure is summed over
     the layers and any other figure is the mean weighted by layer size (m·n), both
@@ -179,6 +180,9 @@ def storage_metrics(reports: list[LayerReport], side_bits: int = 0) -> Metrics:
         "side_bits": total.side_bits,
         **pruning_metrics(total.nnz / total.weights),
     }
+    for key in ("ratio_vs_dense", "ratio_vs_csr"):  # left out where either size is 0 bits
+        if metrics[key] is None:
+            del metrics[key]
     keys = dict.fromkeys(k for r in reports for k in r.extras)
     for key in keys:
         if key in metrics:

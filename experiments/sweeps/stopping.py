@@ -32,8 +32,32 @@ class Stopped(KeyboardInterrupt):
         return 128 + self.signum
 
 
+#: Signals held back by :func:`deferred` (the first one is raised at its end);
+#: None outside such a block.
+_held: list[int] | None = None
+
+
 def _raise(signum: int, frame: FrameType | None) -> None:
+    if _held is not None:
+        _held.append(signum)
+        return
     raise Stopped(signum)
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """A step that must finish together, such as committing a row and counting it: a
+    stop signal arriving inside the block raises :class:`Stopped` only once the block
+    has run to its end."""
+    global _held
+    outer = _held
+    _held = [] if outer is None else outer
+    try:
+        yield
+    finally:
+        held, _held = _held, outer
+        if outer is None and held:
+            raise Stopped(held[0])
 
 
 @contextlib.contextmanager
