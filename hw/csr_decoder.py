@@ -58,7 +58,11 @@ class CsrDecoder(wiring.Component):
     """
 
     def __init__(self, col_bits: int, ptr_bits: int, value_bits: int = 8) -> None:
-        for name, value in (("col_bits", col_bits), ("ptr_bits", ptr_bits), ("value_bits", value_bits)):
+        for name, value in (
+            ("col_bits", col_bits),
+            ("ptr_bits", ptr_bits),
+            ("value_bits", value_bits),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64:
                 raise ValueError(f"CsrDecoder.{name} must be an integer in 1..64, got {value!r}")
         self.ptr_bits = ptr_bits

@@ -218,7 +218,9 @@ class SparseTile(wiring.Component):
         free = Signal()
         m.d.comb += free.eq(~Array(busy)[band])
         for unit in units:
-            m.d.comb += unit.iz_bands.eq(Cat(buffers[0][: band_bits(t)], buffers[1][: band_bits(t)]))
+            m.d.comb += unit.iz_bands.eq(
+                Cat(buffers[0][: band_bits(t)], buffers[1][: band_bits(t)])
+            )
         with m.If(taken & expect):
             for i in range(2):
                 with m.If(band == i):

@@ -118,7 +118,10 @@ class DecoderUnit(wiring.Component):
             brd.addr.eq(rptr),
         ]
         with m.If(write):
-            m.d.sync += [last_bits.bit_select(wptr, 1).eq(self.bank.p.last), wptr.eq(_next(wptr, t.bank_words))]
+            m.d.sync += [
+                last_bits.bit_select(wptr, 1).eq(self.bank.p.last),
+                wptr.eq(_next(wptr, t.bank_words)),
+            ]
         with m.If(read):
             m.d.sync += rptr.eq(_next(rptr, t.bank_words))
         m.d.sync += [
@@ -161,7 +164,10 @@ class DecoderUnit(wiring.Component):
         m.d.comb += feeding.eq(left != 0)
         feed_last = feeding & (left == 1)
         m.d.sync += f_left.eq(left - feeding)
-        m.d.sync += [gb.eq(Mux(feed_last, 0, win >> take_bits)), gcnt.eq(Mux(feed_last, 0, wcnt - take_bits))]
+        m.d.sync += [
+            gb.eq(Mux(feed_last, 0, win >> take_bits)),
+            gcnt.eq(Mux(feed_last, 0, wcnt - take_bits)),
+        ]
         room = 1 if split else (wcnt - take_bits <= size - wb)
         m.d.comb += read.eq(start | (rd_active & room))
 
@@ -276,7 +282,9 @@ class DecoderUnit(wiring.Component):
             i.p.gap.eq(entry[:r]),
             i.p.value.eq(entry[r : r + VALUE_BITS]),
             i.p.first.eq(first_word),
-            take_bits.eq(Mux(feeding, Mux(first_word, cb, 0) + Mux(has_entry, r + VALUE_BITS, 0), 0)),
+            take_bits.eq(
+                Mux(feeding, Mux(first_word, cb, 0) + Mux(has_entry, r + VALUE_BITS, 0), 0)
+            ),
             dec.out.ready.eq(1),
         ]
         out.operand(m, dec.out.valid, dec.out.p.col, dec.out.p.value)
@@ -292,7 +300,9 @@ class DecoderUnit(wiring.Component):
             dec.entry.valid.eq(feeding & ~first_word),
             dec.entry.p.col.eq(win[: spec.col_bits]),
             dec.entry.p.value.eq(win[spec.col_bits : spec.col_bits + VALUE_BITS]),
-            take_bits.eq(Mux(feeding, Mux(first_word, spec.ptr_bits, spec.col_bits + VALUE_BITS), 0)),
+            take_bits.eq(
+                Mux(feeding, Mux(first_word, spec.ptr_bits, spec.col_bits + VALUE_BITS), 0)
+            ),
             dec.out.ready.eq(1),
         ]
         out.operand(m, dec.out.valid & ~dec.out.p.empty, dec.out.p.col, dec.out.p.value)

@@ -293,9 +293,13 @@ def check_layer(enc: Encoded, tile: TileSpec) -> None:
     if n > tile.n_cols:
         raise TileError(f"the layer has {n} columns; the tile takes n_cols = {tile.n_cols} at most")
     if m > 1 << tile.row_bits:
-        raise TileError(f"the layer has {m} rows; row_bits = {tile.row_bits} counts {1 << tile.row_bits}")
+        raise TileError(
+            f"the layer has {m} rows; row_bits = {tile.row_bits} counts {1 << tile.row_bits}"
+        )
     if np.dtype(enc.dtype) != np.int8:
-        raise TileError(f"the tile multiplies int8 values; the layer stores {enc.dtype} (quantize to 8)")
+        raise TileError(
+            f"the tile multiplies int8 values; the layer stores {enc.dtype} (quantize to 8)"
+        )
     spec, own = enc.spec, tile.format_spec
     if isinstance(spec, ViterbiSpec):
         if spec.segment * spec.n_out != n:
@@ -305,7 +309,9 @@ def check_layer(enc: Encoded, tile: TileSpec) -> None:
             )
         spec = dataclasses.replace(spec, segment=own.segment)
     if spec != own:
-        raise TileError(f"the layer's spec {spec.to_json()} differs from the tile's {own.to_json()}")
+        raise TileError(
+            f"the layer's spec {spec.to_json()} differs from the tile's {own.to_json()}"
+        )
 
 
 def _relative_rows(enc: Encoded, tile: TileSpec) -> list[_Record]:

@@ -90,13 +90,17 @@ class TileBench(BenchBase):
         got = self.rows(items)
         m = layer.expected.shape[0]
         if whole:
-            assert sorted(got) == list(range(m)), f"{what}: rows {sorted(set(range(m)) - set(got))} missing"
+            assert sorted(got) == list(range(m)), (
+                f"{what}: rows {sorted(set(range(m)) - set(got))} missing"
+            )
         modulus = 1 << self.acc_bits
         for row, values in got.items():
             assert row < m, f"{what}: row {row} beyond the layer's {m}"
             want = [int(v) % modulus for v in layer.expected[row]]
             have = [v % modulus for v in values]
-            assert have == want, f"{what}: row {row}: got {values}, expected {list(layer.expected[row])}"
+            assert have == want, (
+                f"{what}: row {row}: got {values}, expected {list(layer.expected[row])}"
+            )
         self.bits += len(got) * (self.row_bits + self.batch * self.acc_bits)
 
     async def run(self, layer: Layer, stalls: tuple[float, float] = (0.0, 0.0)):

@@ -179,7 +179,10 @@ def test_tile_rtl(variant: str, params: str, tmp_path: Path) -> None:
         "random_stalls": run.measured["random_stalls"]["runs"],
     }
     merge_result(
-        f"tile_{spec.format_name}", ("runs", f"{variant}/{params}"), record, {"format": spec.format_name}
+        f"tile_{spec.format_name}",
+        ("runs", f"{variant}/{params}"),
+        record,
+        {"format": spec.format_name},
     )
     for name, figures in rows.items():
         assert figures["rtl_cycles"] == figures["sim_cycles"], (

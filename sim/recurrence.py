@@ -86,8 +86,20 @@ def pass_timeline(p: Pass, arch: Arch, columns: int) -> Timeline:
 
 @njit(cache=True)
 def _timeline(
-    bits, dram, gate_lo, gate_hi, busy, macs, latency, units, lanes, fifo, capacity, per_bit,
-    per_cycle, lag
+    bits,
+    dram,
+    gate_lo,
+    gate_hi,
+    busy,
+    macs,
+    latency,
+    units,
+    lanes,
+    fifo,
+    capacity,
+    per_bit,
+    per_cycle,
+    lag,
 ):
     m = bits.size
     ready = np.empty(m, np.int64)

@@ -24,10 +24,10 @@ from codesign.files import drop_corrupt, write_json
 from codesign.limits import check_memory
 from codesign.models.disk_cache import default_cache_dir
 from codesign.models.errors import PrecisionError
-from codesign.models.registry import get_format
-from codesign.models.workloads import quantize_kept
 from codesign.models.format import Encoded
+from codesign.models.registry import get_format
 from codesign.models.tile import TileError, TileSpec, check_layer
+from codesign.models.workloads import quantize_kept
 from codesign.sim.arch import Arch, ConfigError
 from codesign.sim.config import SimConfig
 from codesign.sim.decoders import layer_work
