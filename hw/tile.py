@@ -45,7 +45,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -123,7 +123,7 @@ class SparseTile(wiring.Component):
         xw = xmem.write_port()
         loaded = Signal()
         n = Signal(range(t.n_cols + 1))
-        col_valid = Signal(t.n_cols)
+        col_valid = Signal(t.n_cols)  # a 1 for every column c < n
         group, item_bits = _group(t.format_spec)
         phase = Signal(range(group))
         items = Signal(range(t.n_cols + 1))
@@ -132,11 +132,11 @@ class SparseTile(wiring.Component):
             xw.addr.eq(n),
             xw.data.eq(x.p.data),
             xw.en.eq(x.valid & x.ready),
+            col_valid.eq((Const(1, t.n_cols + 1) << n) - 1),
         ]
         with m.If(x.valid & x.ready):
             m.d.sync += [
                 n.eq(n + 1),
-                col_valid.bit_select(n, 1).eq(1),
                 loaded.eq(x.p.last),
                 phase.eq(Mux(phase == group - 1, 0, phase + 1)),
                 items.eq(items + (phase == 0)),

@@ -17,8 +17,8 @@ Unit d of a :class:`~codesign.models.tile.TileSpec` decodes rows d, d + D, d + 2
   a split record's value words (viterbi, lbi) go straight to the lane's slot. For
   relative and csr every word is index (entries carry their values); reading pauses
   while the gearbox has no room for another word.
-* **Decoder** (reused blocks of hw/): ``relative`` — :class:`~codesign.hw.relative_decoder.RelativeDecoder`,
-  one entry per cycle (``first`` on a row's first entry: the record's gaps restart at
+* **Decoder** (reused blocks of hw/): ``relative`` —
+  :class:`~codesign.hw.relative_decoder.RelativeDecoder`, one entry per cycle (``first`` on a row's first entry: the record's gaps restart at
   every row); ``csr`` — :class:`~codesign.hw.csr_decoder.CsrDecoder`, the count then one
   entry per cycle; ``viterbi`` — :class:`~codesign.hw.viterbi_decompressor.ViterbiDecompressor`,
   one step of n_out mask bits per cycle (``first`` on a row's first step); ``lbi`` —
@@ -102,7 +102,11 @@ class DecoderUnit(wiring.Component):
         m.submodules.bank = bank = memory.Memory(shape=wb, depth=t.bank_words, init=[])
         bwr = bank.write_port()
         brd = bank.read_port()
-        last_bits = Signal(t.bank_words)
+        # each word's ``last`` flag, read in the cycle the word's address is (the reader
+        # decides then whether the record goes on)
+        m.submodules.lasts = lasts = memory.Memory(shape=1, depth=t.bank_words, init=[])
+        lwr = lasts.write_port()
+        lrd = lasts.read_port(domain="comb")
         wptr = Signal(range(t.bank_words))
         rptr = Signal(range(t.bank_words))
         level = Signal(range(t.bank_words + 1))
@@ -116,12 +120,13 @@ class DecoderUnit(wiring.Component):
             bwr.data.eq(self.bank.p.data),
             bwr.en.eq(write),
             brd.addr.eq(rptr),
+            lwr.addr.eq(wptr),
+            lwr.data.eq(self.bank.p.last),
+            lwr.en.eq(write),
+            lrd.addr.eq(rptr),
         ]
         with m.If(write):
-            m.d.sync += [
-                last_bits.bit_select(wptr, 1).eq(self.bank.p.last),
-                wptr.eq(_next(wptr, t.bank_words)),
-            ]
+            m.d.sync += wptr.eq(_next(wptr, t.bank_words))
         with m.If(read):
             m.d.sync += rptr.eq(_next(rptr, t.bank_words))
         m.d.sync += [
@@ -132,7 +137,7 @@ class DecoderUnit(wiring.Component):
         # ---- reader and the word arriving from the bank (D stage)
         rd_active = Signal()
         rd_j = Signal(range(t.bank_words + 1))
-        word_last = last_bits.bit_select(rptr, 1)
+        word_last = lrd.data
         d_valid = Signal()
         d_last = Signal()
         d_j = Signal.like(rd_j)
@@ -413,8 +418,11 @@ class _DecoderOutputs:
         ``count``) at column k·len."""
         width = len(bits)
         placed = Signal(self.tile.n_cols + width)
+        # the offset k·len of a slice in the row is below n_cols: its low bits suffice
+        # (a shift by the full product would be 2^bits wide)
+        offset = (self.count * width)[: max(1, (self.tile.n_cols - 1).bit_length())]
         m.d.comb += [
             self.valid.eq(valid),
-            placed.eq(bits << (self.count * width)),
+            placed.eq(bits << offset),
             self.mask.eq(Mux(valid, placed[: self.tile.n_cols], 0)),
         ]

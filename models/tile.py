@@ -308,7 +308,7 @@ def check_layer(enc: Encoded, tile: TileSpec) -> None:
                 f"n / n_out = {n}/{spec.n_out} (one segment per row), got segment = {spec.segment}"
             )
         spec = dataclasses.replace(spec, segment=own.segment)
-    if spec != own:
+    if tile._completed(spec) != own:
         raise TileError(
             f"the layer's spec {spec.to_json()} differs from the tile's {own.to_json()}"
         )
@@ -335,7 +335,7 @@ def _relative_rows(enc: Encoded, tile: TileSpec) -> list[_Record]:
 
 
 def _csr_rows(enc: Encoded, tile: TileSpec) -> list[_Record]:
-    spec: CsrSpec = enc.spec
+    spec: CsrSpec = tile.format_spec  # the layer's widths, completed as the tile's
     ptr = enc.streams["row_ptr"].data.astype(np.int64)
     cols = enc.streams["col_idx"].data.astype(np.int64)
     values = enc.streams["values"].data.astype(np.int64)

@@ -75,7 +75,9 @@ def test_tour_runs_as_written(checkout):
     assert (checkout / "build" / "viterbi_decompressor.v").exists()
     assert (checkout / "results" / "sweeps" / "small" / "summary.md").exists()
     written = {p.name for p in checkout.iterdir()} - {"experiments", "examples"}
-    assert written <= {"build", "results"}, f"the tour writes outside build/ and results/: {written}"
+    assert written <= {"build", "results"}, (
+        f"the tour writes outside build/ and results/: {written}"
+    )
 
 
 def test_demo_line_runs_as_written(checkout):
