@@ -47,8 +47,8 @@ class PassResult:
     ``port_blocked``: cycles the tile's output port added at the end of the pass (the
     last result's wait behind others, beyond ``arch.output_cycles``).
     ``decoder_states``: cycles per decoder-unit state (data, slot, bank, work), summed
-    over the D units. ``output``: (m, B) float64, the rows the lanes computed. ``engine``: ``"event"`` (SimPy) or ``"recurrence"``; ``events``: SimPy
-    events processed (0 for the recurrence); ``engine_s``: wall seconds the engine took
+    over the D units. ``output``: (m, B) float64, the rows the lanes computed.
+    ``engine``: ``"event"`` (SimPy) or ``"recurrence"``; ``events``: SimPy events processed (0 for the recurrence); ``engine_s``: wall seconds the engine took
     to time the pass (the lanes' product not included).
     """
 
