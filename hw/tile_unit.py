@@ -21,7 +21,8 @@ Unit d of a :class:`~codesign.models.tile.TileSpec` decodes rows d, d + D, d + 2
   :class:`~codesign.hw.relative_decoder.RelativeDecoder`, one entry per cycle
   (``first`` on a row's first entry: the record's gaps restart at every row); ``csr``
   — :class:`~codesign.hw.csr_decoder.CsrDecoder`, the count then one entry per cycle;
-  ``viterbi`` — :class:`~codesign.hw.viterbi_decompressor.ViterbiDecompressor`, one step of n_out mask bits per cycle (``first`` on a row's first step); ``lbi`` —
+  ``viterbi`` — :class:`~codesign.hw.viterbi_decompressor.ViterbiDecompressor`, one step
+  of n_out mask bits per cycle (``first`` on a row's first step); ``lbi`` —
   :class:`~codesign.hw.binary_index_decoder.BinaryIndexDecoder`, one tile row per cycle,
   its Iz tiles read from the tile's band buffer (the first offered in the row's start
   cycle, so no load cycle shows).

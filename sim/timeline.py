@@ -48,8 +48,9 @@ class PassResult:
     last result's wait behind others, beyond ``arch.output_cycles``).
     ``decoder_states``: cycles per decoder-unit state (data, slot, bank, work), summed
     over the D units. ``output``: (m, B) float64, the rows the lanes computed.
-    ``engine``: ``"event"`` (SimPy) or ``"recurrence"``; ``events``: SimPy events processed (0 for the recurrence); ``engine_s``: wall seconds the engine took
-    to time the pass (the lanes' product not included).
+    ``engine``: ``"event"`` (SimPy) or ``"recurrence"``; ``events``: SimPy events
+    processed (0 for the recurrence); ``engine_s``: wall seconds the engine took to time
+    the pass (the lanes' product not included).
     """
 
     cycles: int
