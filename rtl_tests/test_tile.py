@@ -8,10 +8,11 @@ encoded exactly as `codesign simulate` encodes them
 (:mod:`rtl_tests.tb_tile`): Y must equal numpy's product of the golden decode with X bit
 for bit on every layer at full rate, and on the three smallest under random stalls on the
 activation, weight and Y streams and after resets mid-layer. The full-rate cycles of
-every layer are then predicted by `codesign simulate`'s work (:func:`codesign.experiments.jobs.simulate.run_config`) on
-the arch that mirrors the tile (:func:`codesign.sim.arch.tile_arch`), which must give
-them exactly; both numbers, the closed form, the gap and the named effect go to
-``results/rtl/tile_<format>.json`` (`python -m codesign.experiments.studies.tile`).
+every layer are then predicted by `codesign simulate`'s work
+(:func:`codesign.experiments.jobs.simulate.run_config`) on the arch that mirrors the
+tile (:func:`codesign.sim.arch.tile_arch`), which must give them exactly; both numbers, the
+closed form, the gap and the named effect go to ``results/rtl/tile_<format>.json``
+(`python -m codesign.experiments.studies.tile`).
 """
 
 from __future__ import annotations

@@ -127,14 +127,7 @@ class Arch:
             raise ConfigError("arch.tile is not set: the machine is not the RTL tile")
         extra = {} if format_spec is None else {"format_spec": format_spec}
         return TileSpec(
-            lanes=self.lanes,
-            decoders=self.decoders,
-            fifo_rows=self.lane_fifo_rows,
-            stream_bytes=self.bank_bytes_per_cycle,
-            n_cols=self.tile_n_cols,
-            batch=self.batch,
-            activation_bits=self.activation_bits,
-            accumulator_bits=self.accumulator_bits,
+            **{own: getattr(self, field) for own, field in TILE_FIELDS.items()},
             bank_words=self.buffer_bytes // (self.decoders * self.bank_bytes_per_cycle),
             row_bits=32,
             **extra,
@@ -217,24 +210,31 @@ NESTED_KEYS = {
 }
 
 
+#: :class:`~codesign.models.tile.TileSpec` fields -> the :class:`Arch` fields that mirror
+#: them (the stream width is also the DRAM bandwidth; the banks are the buffer).
+TILE_FIELDS = {
+    "lanes": "lanes",
+    "decoders": "decoders",
+    "fifo_rows": "lane_fifo_rows",
+    "stream_bytes": "bank_bytes_per_cycle",
+    "n_cols": "tile_n_cols",
+    "batch": "batch",
+    "activation_bits": "activation_bits",
+    "accumulator_bits": "accumulator_bits",
+}
+
+
 def tile_arch(tile: TileSpec, clock_ghz: float = 1.0) -> Arch:
     """The machine that mirrors ``tile``: its lanes, units, FIFO rows, stream width (DRAM
     bytes per cycle, bank width; no DRAM latency: the stream is the tile's input), banks
     of ``bank_words`` words, batch, widths and columns."""
     return Arch(
         clock_ghz=clock_ghz,
-        lanes=tile.lanes,
-        decoders=tile.decoders,
-        batch=tile.batch,
+        **{field: getattr(tile, own) for own, field in TILE_FIELDS.items()},
         dram_bytes_per_cycle=float(tile.stream_bytes),
         dram_latency_cycles=0,
         buffer_bytes=tile.decoders * tile.bank_words * tile.stream_bytes,
         buffer_banks=tile.decoders,
-        bank_bytes_per_cycle=tile.stream_bytes,
-        lane_fifo_rows=tile.fifo_rows,
-        activation_bits=tile.activation_bits,
-        accumulator_bits=tile.accumulator_bits,
-        tile_n_cols=tile.n_cols,
     )
 
 
