@@ -30,8 +30,6 @@ project's reconstruction (REFERENCES §3).
 
 from __future__ import annotations
 
-import dataclasses
-
 import numba
 import numpy as np
 
@@ -67,16 +65,6 @@ def check_fit(shape: tuple[int, int], spec: LbiSpec) -> None:
             raise FormatError(
                 f"LbiSpec.{field}={tile} is larger than the matrix's {size} {what}; {fix}"
             )
-
-
-def fit_tiles(spec: LbiSpec, shape: tuple[int, int]) -> LbiSpec:
-    """``spec`` with its tiles clipped to an (m, n) matrix (tile_rows ≤ m, tile_cols ≤ n)
-    and its rank to the clipped tiles; ``spec`` itself when it fits."""
-    rows, cols = min(spec.tile_rows, shape[0]), min(spec.tile_cols, shape[1])
-    rank = min(spec.rank, rows, cols)
-    if (rows, cols, rank) == (spec.tile_rows, spec.tile_cols, spec.rank):
-        return spec
-    return dataclasses.replace(spec, rank=rank, tile_rows=rows, tile_cols=cols)
 
 
 def index_bits(shape: tuple[int, int], spec: LbiSpec) -> int:

@@ -16,6 +16,7 @@ is given.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import numpy as np
@@ -36,7 +37,7 @@ class LayerReport:
     """Storage of one layer in one format. Sizes in bits; ``*_per_weight`` divide by
     the layer's m·n weights (a total over ``layers`` > 1 layers has shape (1, weights));
     ratios are baseline bits / this format's bits (> 1 means smaller than the baseline),
-    both at ``precision`` bits per value (module docstring), None where either size is
+    both at ``precision_bits`` bits per value (module docstring), None where either size is
     0 bits. ``lossless``: decode
     reproduced the reference exactly. ``side_bits``: dense storage of a model's side
     tensors (biases, norms), counted in a model total's sizes and both baselines (0 for
@@ -51,7 +52,7 @@ class LayerReport:
     dense_bits: int
     csr_total_bits: int
     lossless: bool
-    precision: int
+    precision_bits: int
     layers: int = 1
     side_bits: int = 0
     extras: dict[str, float] = dataclasses.field(default_factory=dict)
@@ -91,10 +92,12 @@ class LayerReport:
         return _ratio(self.csr_total_bits, self.total_bits)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form, derived figures included."""
+        """Plain-JSON form, derived figures included; a format figure that is not finite
+        (xor's ``entropy_bound`` of a layer keeping nothing) is None, so the document is
+        strict JSON (no ``Infinity``)."""
         out = dataclasses.asdict(self)
         out["shape"] = list(self.shape)
-        out.update(out.pop("extras"))
+        out.update({k: v if math.isfinite(v) else None for k, v in out.pop("extras").items()})
         for key in (
             "total_bits",
             "index_bits_per_weight",
@@ -151,7 +154,7 @@ def report_encoded(
         dense_bits=reference.size * b,
         csr_total_bits=csr_bits(enc.shape, baseline_nnz) + baseline_nnz * b,
         lossless=bool(np.array_equal(dec.weights, reference)),
-        precision=b,
+        precision_bits=b,
         extras=dict(enc.extras),
     )
 
@@ -159,7 +162,7 @@ def report_encoded(
 def total_report(layers: list[LayerReport], name: str = "total", side_bits: int = 0) -> LayerReport:
     """The sum of several layer reports (shape (1, total weights), or the one layer's),
     plus ``side_bits`` of dense side tensors (a model total)."""
-    precisions = {r.precision for r in layers}
+    precisions = {r.precision_bits for r in layers}
     if len(precisions) != 1:
         raise ValueError(
             f"layer reports at different value precisions {sorted(precisions)} bits cannot "
@@ -175,7 +178,7 @@ def total_report(layers: list[LayerReport], name: str = "total", side_bits: int 
         dense_bits=sum(r.dense_bits for r in layers) + side_bits,
         csr_total_bits=sum(r.csr_total_bits for r in layers) + side_bits,
         lossless=all(r.lossless for r in layers),
-        precision=precisions.pop(),
+        precision_bits=precisions.pop(),
         layers=sum(r.layers for r in layers),
         side_bits=sum(r.side_bits for r in layers) + side_bits,
     )

@@ -471,6 +471,15 @@ class LbiSpec(Spec):
     tile_cols: int = 64
     semiring: str = "bool"
 
+    def fitted(self, shape: tuple[int, int]) -> LbiSpec:
+        """This spec with its tiles clipped to an (m, n) matrix (tile_rows ≤ m,
+        tile_cols ≤ n) and its rank to the clipped tiles; the spec itself when it fits."""
+        rows, cols = min(self.tile_rows, shape[0]), min(self.tile_cols, shape[1])
+        rank = min(self.rank, rows, cols)
+        if (rows, cols, rank) == (self.tile_rows, self.tile_cols, self.rank):
+            return self
+        return dataclasses.replace(self, rank=rank, tile_rows=rows, tile_cols=cols)
+
 
 @register_spec
 @dataclasses.dataclass(frozen=True)

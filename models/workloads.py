@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import numbers
 import re
@@ -41,6 +42,9 @@ from codesign.models.disk_cache import (
 )
 from codesign.models.errors import PrecisionError, WeightsError
 from codesign.models.weight_files import read_arrays
+
+#: Notes on stderr (a quantization that rounds some kept weights to 0).
+LOG = logging.getLogger("codesign")
 
 if TYPE_CHECKING:
     from sklearn.neural_network import MLPClassifier
@@ -360,11 +364,14 @@ def too_many_lost(lost: int, kept: int) -> bool:
     return lost > MOST_LOST * kept
 
 
-def quantize_kept(w: np.ndarray, bits: int, sparsity: float | None = None) -> np.ndarray:
+def quantize_kept(
+    w: np.ndarray, bits: int, sparsity: float | None = None, name: str | None = None
+) -> np.ndarray:
     """:func:`quantize_symmetric` of ``w`` to ``bits``, refused (:class:`PrecisionError`
     naming the count and the smallest width that passes) when it turns most of the
     weights that pruning to ``sparsity`` keeps (:func:`kept_count`) into 0
-    (:func:`too_many_lost`)."""
+    (:func:`too_many_lost`). Fewer lost weights pass; with a layer ``name`` their
+    count is logged (a warning of the ``codesign`` logger, on stderr)."""
     kept = kept_count(w, sparsity)
 
     def lost_at(b: int) -> int:
@@ -375,6 +382,16 @@ def quantize_kept(w: np.ndarray, bits: int, sparsity: float | None = None) -> np
     if too_many_lost(lost, kept):
         raise lost_weights_error(
             f"--quantize {bits}", "--quantize ", lost, kept, w, scale, bits, lost_at
+        )
+    if lost and name is not None:
+        LOG.warning(
+            "codesign: note: layer %s: --quantize %d turns %s of the %s weights the pruning "
+            "keeps into 0 (%.2g%%); the reached sparsity counts them",
+            name,
+            bits,
+            f"{lost:,}",
+            f"{kept:,}",
+            100 * lost / kept,
         )
     return q
 

@@ -54,7 +54,7 @@ from codesign.models.csr import CsrFormat
 from codesign.models.errors import PrecisionError
 from codesign.models.format import Decoded, Encoded, Format, FormatError, Stream, ceil_log2
 from codesign.models.gf2 import pack, unpack
-from codesign.models.lbi import LbiFormat, fit_tiles
+from codesign.models.lbi import LbiFormat
 from codesign.models.relative import RelativeFormat
 from codesign.models.specs import LbiSpec, Spec, ViterbiSpec, XorSpec
 from codesign.models.viterbi import ViterbiFormat
@@ -270,7 +270,7 @@ def mask_spec(spec: XorSpec, shape: tuple[int, int]) -> Spec:
     if spec.mask_format == "viterbi":
         return ViterbiSpec(threshold=spec.mask_threshold)
     if spec.mask_format == "lbi":
-        return fit_tiles(LbiSpec(), shape)
+        return LbiSpec().fitted(shape)
     return _mask_format(spec).spec_type()
 
 

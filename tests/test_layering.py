@@ -89,3 +89,30 @@ def test_render_lists_package_arrows():
         "  models -> codesign.files  (2)",
         "  models -> codesign.limits  (6)",
     ]
+
+
+def test_the_install_claims_one_import_name_beside_a_users_own_models_package(tmp_path):
+    """A user's project with its own ``models``, ``sim``, ``hw`` and ``experiments``
+    packages imports its own; ``codesign.models`` is this project's."""
+    import subprocess
+    import sys
+
+    for name in ("models", "sim", "hw", "experiments"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text(f"OWNER = 'user {name}'\n")
+    script = (
+        "import models, sim, hw, experiments, codesign.models.csr, codesign.sim.engine\n"
+        "print(models.OWNER, sim.OWNER, hw.OWNER, experiments.OWNER)\n"
+        "print(codesign.models.csr.__name__)\n"
+        "from importlib.metadata import distribution\n"
+        "print(distribution('sparse-codesign').read_text('top_level.txt').split())\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "user models user sim user hw user experiments",
+        "codesign.models.csr",
+        "['codesign']",
+    ]

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from codesign.models.format import FormatError
-from codesign.models.lbi import LbiFormat, fit_tiles
+from codesign.models.lbi import LbiFormat
 from codesign.models.lbi_calibrate import (
     calibrate,
     importance_scores,
@@ -509,11 +509,11 @@ def test_other_bad_input():
         LbiFormat(tolerance=0.5, max_miss=0.1)
 
 
-def test_fit_tiles_clips_tiles_and_rank_to_the_matrix():
+def test_fitted_clips_tiles_and_rank_to_the_matrix():
     spec = LbiSpec()  # rank 8, 64x64 tiles
-    assert fit_tiles(spec, (300, 64)) is spec
-    assert fit_tiles(spec, (10, 100)) == LbiSpec(rank=8, tile_rows=10, tile_cols=64)
-    assert fit_tiles(spec, (4, 3)) == LbiSpec(rank=3, tile_rows=4, tile_cols=3)
+    assert spec.fitted((300, 64)) is spec
+    assert spec.fitted((10, 100)) == LbiSpec(rank=8, tile_rows=10, tile_cols=64)
+    assert spec.fitted((4, 3)) == LbiSpec(rank=3, tile_rows=4, tile_cols=3)
     w = gaussian((10, 100), 1)
-    ref, enc = FMT.compress(w, 0.9, fit_tiles(spec, w.shape))
+    ref, enc = FMT.compress(w, 0.9, spec.fitted(w.shape))
     assert np.array_equal(FMT.decode(enc).weights, ref)

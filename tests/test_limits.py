@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from codesign.config_files import Validator, check_finite, load_yaml
+from codesign.experiments.cli.main import main
 from codesign.limits import (
     ENV,
     Need,
@@ -135,7 +136,7 @@ _PROBE = textwrap.dedent(
         return int(line.split()[1]) * 1024
 
     fmt = get_format(sys.argv[1])
-    report_layer("warm", gaussian((64, 256), 1), fmt, None, 0.9)
+    report_layer("warm", gaussian((1024, 1024), 1), fmt, None, 0.9)  # every kernel compiled
     w = gaussian((1024, 1024), 0)
     base = status("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")
@@ -175,6 +176,9 @@ def test_a_block_estimate_refuses_before_elaborating(monkeypatch):
     estimate = check_block(block, *block.resolve(spec, {}), synth=True)
     assert estimate.cells == 379654 and estimate.warning("viterbi_search").startswith(
         "note: block viterbi_search is an estimated 379,654 cells; its synthesis may take"
+    )
+    assert "for ecp5, place and route included; nothing is printed until they end" in (
+        estimate.warning("viterbi_search", "ecp5") or ""
     )
     monkeypatch.setenv(ENV, "1G")
     with pytest.raises(ResourceError, match="synthesizing block viterbi_search needs about"):
@@ -298,3 +302,25 @@ def test_a_normal_quantization_rounds_its_smallest_weights_to_zero_and_passes():
     lost = w.size - np.count_nonzero(q)
     assert 0 < lost < 0.05 * w.size
     assert np.count_nonzero(quantize_kept(w, 4, 0.9)) >= kept_count(w, 0.9)
+
+
+def test_a_quantization_rounding_some_kept_weights_to_zero_says_so(caplog, tmp_path):
+    """Fewer than half the kept weights lost: the command runs, and one note on stderr
+    names the layer and the count (a cached encoding says it too); the ``codesign``
+    logger writes it (stderr without logging configured)."""
+    w = np.random.default_rng(0).normal(0, 0.05, (64, 64)).astype(np.float32)
+    w[0, 0] = 14.0  # one outlier sets the int8 step
+    path = tmp_path / "w.npz"
+    np.savez(path, w=w)
+    argv = ["compress", "--format", "csr", "--weights", str(path), "--sparsity", "0.5"]
+    for _ in range(2):
+        caplog.clear()
+        assert main([*argv, "--quantize", "8"]) == 0
+        err = [r.getMessage() for r in caplog.records]
+        assert len(err) == 1 and err[0].startswith("codesign: note: layer w: --quantize 8 turns ")
+        lost, kept = (
+            int(n.replace(",", "")) for n in re.findall(r"([\d,]+) of the ([\d,]+)", err[0])[0]
+        )
+        assert 0 < lost <= kept // 2 and kept == 2048
+    caplog.clear()
+    assert main(argv) == 0 and not caplog.records

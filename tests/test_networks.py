@@ -92,7 +92,7 @@ def test_compress_prints_and_stores_every_role(capsys, tmp_path, model_file):
     )
     assert model["dense_bits"] == layers["dense_bits"] + 48 * 8
     assert model["ratio_vs_dense"] == pytest.approx(model["dense_bits"] / model["total_bits"])
-    assert doc["precision_bits"] == 8 and all(r["precision"] == 8 for r in doc["layers"])
+    assert doc["precision_bits"] == 8 and all(r["precision_bits"] == 8 for r in doc["layers"])
     assert {t["name"]: t.get("kernel") for t in doc["tensors"] if t["role"] == "layer"} == {
         "stem.weight": [3, 3],
         "fc1.weight": [],
@@ -140,7 +140,7 @@ def test_xor_on_float_weights_reports_against_its_own_quantization(capsys, tmp_p
     assert "values: 8-bit values, quantized by xor itself from the float32 weights" in out
     assert "reference: the pruned matrix as xor quantizes it" in out
     (layer,) = json.loads(out_file.read_text())["layers"]
-    assert layer["precision"] == 8 and layer["dense_bits"] == 96 * 128 * 8
+    assert layer["precision_bits"] == 8 and layer["dense_bits"] == 96 * 128 * 8
     assert layer["csr_total_bits"] == csr_bits((96, 128), layer["nnz"]) + layer["nnz"] * 8
     assert layer["lossless"] is True
 
@@ -153,7 +153,7 @@ def test_xor_and_csr_compare_at_the_same_precision(tmp_path):
     xor = compare(workload, {**base, "format": "xor", "spec": {}})
     csr = compare(workload, {**base, "format": "csr", "spec": {}})
     (x,), (c,) = xor.reports, csr.reports
-    assert x.precision == c.precision == 8 and x.nnz == c.nnz
+    assert x.precision_bits == c.precision_bits == 8 and x.nnz == c.nnz
     assert x.csr_total_bits == c.total_bits == c.csr_total_bits
     assert x.ratio_vs_csr == pytest.approx(c.total_bits / x.total_bits)
     assert x.lossless and c.lossless
@@ -314,7 +314,7 @@ def test_every_format_table_runs_fixed_formats_at_their_point_and_keeps_refusals
     assert by["dense"].sparsity is None and by["dense"].result.model_total().sparsity == 0
     assert by["nm"].result.model_total().sparsity == pytest.approx(0.9)
     assert by["bmwm"].result.model_total().sparsity == pytest.approx(1 - 4 / 60)  # short block
-    assert all(r.result.precision == 8 for r in rows if r.result is not None)
+    assert all(r.result.precision_bits == 8 for r in rows if r.result is not None)
     text = render_formats(rows)
     assert re.search(r"^nm +n=1 m=10 ", text, re.M)
     bad = compare_formats(workload, 0.99, 8, ["darb"])[0]

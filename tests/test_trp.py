@@ -189,7 +189,7 @@ def test_lowrank_compress_budget(shape, sparsity):
     assert enc.stored_values <= (1 - sparsity) * m * n
     np.testing.assert_array_equal(LOWRANK.decode(enc).weights, ref)
     rep = report_layer("w", w, LOWRANK, LowrankSpec(), sparsity)
-    assert rep.index_bits == 0 and rep.precision == 32
+    assert rep.index_bits == 0 and rep.precision_bits == 32
     # Honest accounting: lowrank approximates the input, so it is compared with the input
     # (lossy unless the rank is full) and its CSR baseline is the input's magnitude
     # pruning at the same sparsity, never CSR of its own dense reconstruction.
@@ -222,7 +222,7 @@ def test_lowrank_quantized_weights_store_quantized_factors():
     np.testing.assert_allclose(decoded, (su * sv) * (u @ v), rtol=1e-6, atol=1e-4)
     assert enc.extras["relative_error"] < 0.9
     rep = report_layer("q", q, LOWRANK, LowrankSpec(), 0.5)
-    assert rep.precision == 8 and not rep.lossless
+    assert rep.precision_bits == 8 and not rep.lossless
     assert rep.dense_bits == 30 * 40 * 8
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -171,6 +172,28 @@ def demo_sweep(out: Path) -> None:
     args.func(args)
 
 
+def format_doc(
+    spec: Spec,
+    sparsity: float,
+    reports: list[LayerReport],
+    total: LayerReport,
+    accuracy_pruned: float,
+    accuracy_finetuned: float | None,
+) -> dict[str, Any]:
+    """One format of the demo's ``compress.json`` (docs/json.md, "Demo format"): its
+    spec and sparsity, the layer reports and their ``total``, the held-out accuracy of
+    the decoded layers and after masked fine-tuning (None: not fine-tuned)."""
+    return {
+        "format": spec.format_name,
+        "spec": spec.to_dict(),
+        "sparsity": sparsity,
+        "layers": [r.to_dict() for r in reports],
+        "total": total.to_dict(),
+        "accuracy_pruned": accuracy_pruned,
+        "accuracy_finetuned": accuracy_finetuned,
+    }
+
+
 def demo_compress(out: Path) -> Spec:
     """Compress every layer of the digits MLP in every format (pruned with the format's
     structure; accuracy before and after masked fine-tuning), print one table, write
@@ -205,19 +228,18 @@ def demo_compress(out: Path) -> Spec:
             + (f", sparsity {sparsity:g}" if sparsity != DEMO_SPARSITY else "")
             + (f", LOSSY (rel. error {error:.2f})" if error is not None else "")
         )
-        doc = {
-            "format": name,
-            "spec": spec.to_dict(),
-            "sparsity": sparsity,
-            "layers": [r.to_dict() for r in reports],
-            "total": totals[name].to_dict(),
-        }
-        doc["accuracy_pruned"] = mlp.evaluate(pruned)
-        doc["accuracy_finetuned"] = None
+        tuned = None
         if name not in NO_FINETUNE:
             masks = [fmt.decode(enc).mask for _, enc in compressed]
             tuned = mlp.finetune(pruned, masks, FINETUNE_EPOCHS)
-            doc["accuracy_finetuned"] = mlp.evaluate(tuned)
+        doc = format_doc(
+            spec,
+            sparsity,
+            reports,
+            totals[name],
+            mlp.evaluate(pruned),
+            None if tuned is None else mlp.evaluate(tuned),
+        )
         docs.append(doc)
         tuned_text = (
             "-" if doc["accuracy_finetuned"] is None else f"{doc['accuracy_finetuned']:.4f}"

@@ -78,8 +78,9 @@ def run_synth(args: argparse.Namespace) -> int:
     from codesign.hw.synth import synthesize
 
     block, spec, params = block_spec(args.block, args.spec)
-    warning = check_block(block, *block.resolve(spec, params), synth=True).warning(block.name)
-    if warning and not args.target:
+    estimate = check_block(block, *block.resolve(spec, params), synth=True)
+    warning = estimate.warning(block.name, args.target)
+    if warning:
         print(warning, file=sys.stderr, flush=True)
     if args.target:
         text, doc = fpga_report(block.name, spec, params, args.target)

@@ -45,7 +45,6 @@ from codesign.experiments.jobs.tables import (
 from codesign.models.encoded_cache import compress_layer
 from codesign.models.examples import EXAMPLES, example_path
 from codesign.models.format import Encoded, Format, check_layer
-from codesign.models.lbi import fit_tiles
 from codesign.models.overrides import resolve, unused_patterns
 from codesign.models.registry import get_format
 from codesign.models.report import LayerReport, report_encoded, total_report
@@ -154,7 +153,7 @@ def prepare(layer: Layer, quantize: int | None, sparsity: float | None = None) -
     (symmetric, one scale per layer; refused when that zeroes weights the pruning to
     ``sparsity`` keeps: :func:`~codesign.models.workloads.quantize_kept`)."""
     w = check_weights(layer.weights, layer.name)
-    return w if quantize is None else quantize_kept(w, quantize, sparsity)
+    return w if quantize is None else quantize_kept(w, quantize, sparsity, layer.name)
 
 
 def report_plan(layer: Layer, plan: LayerPlan, cache: bool = False) -> LayerReport:
@@ -167,8 +166,12 @@ def report_plan(layer: Layer, plan: LayerPlan, cache: bool = False) -> LayerRepo
     check_layer(layer.name, layer.weights.shape, fmt, plan.spec, plan.quantize)
     try:
         reference, enc = encode(layer, plan, cache)
-        weights = prepare(layer, plan.quantize, plan.sparsity) if fmt.approximates else None
-        return report_encoded(layer.name, reference, enc, fmt, weights, plan.sparsity)
+        # the quantized input again: what lowrank approximates, and (cached or not) the
+        # note on the kept weights a quantization rounds to 0
+        weights = prepare(layer, plan.quantize, plan.sparsity)
+        return report_encoded(
+            layer.name, reference, enc, fmt, weights if fmt.approximates else None, plan.sparsity
+        )
     except ValueError as exc:
         raise named(exc, f"layer {layer.name}") from None
 
@@ -242,11 +245,11 @@ def layer_plans(
 
 def fitted(plan: LayerPlan, shape: tuple[int, int]) -> LayerPlan:
     """``plan`` for a layer of ``shape``: an LBI tile larger than the layer clipped to it
-    (:func:`~codesign.models.lbi.fit_tiles`, as `codesign prune` does), any other plan
+    (:meth:`~codesign.models.specs.LbiSpec.fitted`, as `codesign prune` does), any other plan
     as it is."""
     if not isinstance(plan.spec, LbiSpec):
         return plan
-    return dataclasses.replace(plan, spec=fit_tiles(plan.spec, shape))
+    return dataclasses.replace(plan, spec=plan.spec.fitted(shape))
 
 
 def check_side(workload: Workload, plans: Sequence[LayerPlan]) -> None:
@@ -289,7 +292,7 @@ def check_side(workload: Workload, plans: Sequence[LayerPlan]) -> None:
 class Comparison:
     """A workload compressed layer by layer, at one value precision (module docstring).
 
-    ``plans`` and ``reports``: one per layer of ``workload``; ``precision``: bits per
+    ``plans`` and ``reports``: one per layer of ``workload``; ``precision_bits``: bits per
     stored value of every report; ``quantized_by_format``: the precision comes from a
     format quantizing floating weights itself (xor); ``requested``: the plans as asked,
     before an LBI tile larger than a layer was clipped to it (:func:`fitted`; empty:
@@ -298,7 +301,7 @@ class Comparison:
     workload: Workload
     plans: tuple[LayerPlan, ...]
     reports: tuple[LayerReport, ...]
-    precision: int
+    precision_bits: int
     quantized_by_format: bool
     requested: tuple[LayerPlan, ...] = ()
 
@@ -318,7 +321,7 @@ class Comparison:
     @property
     def side_bits(self) -> int:
         """Dense storage of the side tensors at the comparison's precision."""
-        return self.workload.side_values * self.precision
+        return self.workload.side_values * self.precision_bits
 
     def total(self) -> LayerReport:
         """The layers' total."""
@@ -330,7 +333,7 @@ class Comparison:
 
     def precision_label(self) -> str:
         """The value precision, stated once (e.g. ``int8 (--quantize 8)``)."""
-        b = self.precision
+        b = self.precision_bits
         quantize = {p.quantize for p in self.plans}
         if self.quantized_by_format:
             return f"{b}-bit values, quantized by xor itself from the float32 weights"
@@ -368,8 +371,8 @@ class Comparison:
             "layer_specs": self.clipped(),
             "sparsity": first.sparsity,
             "quantize": first.quantize,
-            "precision_bits": self.precision,
-            "precision": self.precision_label(),
+            "precision_bits": self.precision_bits,
+            "precision_label": self.precision_label(),
             "reference": self.reference_label(),
             "layers": [
                 {**r.to_dict(), "plan": p.to_dict()}
@@ -407,10 +410,10 @@ def compare(
     reports = [
         report_plan(layer, plan, cache) for layer, plan in zip(workload.layers, plans, strict=True)
     ]
-    precisions = {r.precision for r in reports}
+    precisions = {r.precision_bits for r in reports}
     if len(precisions) > 1:
         pairs = zip(plans, reports, strict=True)
-        mixed = sorted({f"{p.format} at {r.precision} bits" for p, r in pairs})
+        mixed = sorted({f"{p.format} at {r.precision_bits} bits" for p, r in pairs})
         raise ValueError(
             f"the layers end at different value precisions ({', '.join(mixed)}): one "
             f"comparison needs one precision; give quantize to every layer or to none"
@@ -471,7 +474,7 @@ def render_comparison(result: Comparison) -> str:
     """What `codesign compress` prints: the workload, the precision and reference, one
     row per layer, the layers' and the model's totals, the side and skipped tensors."""
     first = (result.requested or result.plans)[0]
-    b = result.precision
+    b = result.precision_bits
     lines = [
         describe_workload(result.workload),
         f"format {first.format}  spec {first.spec.to_json()}  sparsity requested "

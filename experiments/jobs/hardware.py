@@ -114,15 +114,21 @@ class BlockEstimate:
     nbytes: int
     seconds: float
 
-    def warning(self, block: str) -> str | None:
+    def warning(self, block: str, target: str | None = None) -> str | None:
         """The line `synth` prints before a synthesis estimated to take longer than
-        :data:`LONG_SYNTH_SECONDS` (None otherwise)."""
+        :data:`LONG_SYNTH_SECONDS` (None otherwise); with an FPGA ``target``, place and
+        route come on top and print nothing until they end."""
         if self.seconds <= LONG_SYNTH_SECONDS:
             return None
+        minutes, memory = math.ceil(self.seconds / 60), human(self.nbytes)
+        head = f"note: block {block} is an estimated {self.cells:,} cells; its synthesis may "
+        if target is None:
+            return (
+                f"{head}take about {minutes} min and {memory} (progress follows every few seconds)"
+            )
         return (
-            f"note: block {block} is an estimated {self.cells:,} cells; its synthesis may "
-            f"take about {math.ceil(self.seconds / 60)} min and {human(self.nbytes)} "
-            f"(progress follows every few seconds)"
+            f"{head}take more than {minutes} min and {memory} for {target}, place and route "
+            f"included; nothing is printed until they end (a smaller spec is much faster)"
         )
 
 

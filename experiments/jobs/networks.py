@@ -57,7 +57,13 @@ class FormatRow:
         if self.result is None:
             return {**out, "error": self.error}
         doc = self.result.to_json()
-        return {**out, **{k: doc[k] for k in ("precision", "reference", "total", "model_total")}}
+        return {
+            **out,
+            **{
+                k: doc[k]
+                for k in ("precision_bits", "precision_label", "reference", "total", "model_total")
+            },
+        }
 
 
 def compare_formats(

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from codesign.models.format import check_layer
-from codesign.models.lbi import fit_tiles
 from codesign.models.registry import get_format
 from codesign.models.report import report_encoded, total_report
 from codesign.models.specs import LbiSpec, LowrankSpec, Spec, parse_spec
@@ -43,7 +42,7 @@ def prune_mlp(
     """Prune every layer of ``mlp`` with ``method`` at ``sparsity``, fine-tune with the
     masks fixed for ``finetune_epochs`` epochs; accuracy before/after and storage.
 
-    An LBI tile larger than a layer is clipped to it (:func:`~codesign.models.lbi.fit_tiles`:
+    An LBI tile larger than a layer is clipped to it (:meth:`~codesign.models.specs.LbiSpec.fitted`:
     the default 64×64 tiles become 10×64 on the 10-row output layer); ``layer_specs``
     names the layers whose spec differs from ``spec`` and their spec."""
     fmt = get_format(method_format(method))
@@ -51,7 +50,7 @@ def prune_mlp(
     if finetune_epochs < 0:
         raise ValueError(f"--finetune-epochs must be >= 0, got {finetune_epochs}")
     fitted_specs = [
-        fit_tiles(spec, w.shape) if isinstance(spec, LbiSpec) else spec for w in mlp.weights
+        spec.fitted(w.shape) if isinstance(spec, LbiSpec) else spec for w in mlp.weights
     ]
     for name, w, fitted in zip(mlp.layer_names, mlp.weights, fitted_specs, strict=True):
         check_layer(name, w.shape, fmt, fitted)

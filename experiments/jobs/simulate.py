@@ -114,7 +114,7 @@ def check_simulated_layer(layer: SimLayer, arch: Arch) -> None:
     )
     if cfg.quantize is not None:
         try:
-            quantize_kept(layer.weights, cfg.quantize, cfg.sparsity)
+            quantize_kept(layer.weights, cfg.quantize, cfg.sparsity, layer.name)
         except PrecisionError as exc:
             raise PrecisionError(f"layer {layer.name}: {exc}") from None
 

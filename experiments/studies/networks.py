@@ -42,10 +42,10 @@ def compress_study(model: str, sparsity: float, quantize: int) -> tuple[str, lis
         [
             describe_workload(workload),
             f"values: {first.precision_label()} in every format; x dense and x CSR: the same "
-            f"pruned matrices stored dense and in CSR at {first.precision} bits per value, "
+            f"pruned matrices stored dense and in CSR at {first.precision_bits} bits per value, "
             f"side tensors included",
             render_formats(rows),
-            side_line(workload, first.precision) or "",
+            side_line(workload, first.precision_bits) or "",
             *skipped_lines([t.to_dict() for t in workload.skipped]),
         ]
     )

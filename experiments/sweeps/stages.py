@@ -176,7 +176,7 @@ def storage_metrics(reports: list[LayerReport], side_bits: int = 0) -> Metrics:
         "nnz": total.nnz,
         "weights": total.weights,
         "lossless": total.lossless,
-        "precision_bits": total.precision,
+        "precision_bits": total.precision_bits,
         "side_bits": total.side_bits,
         **pruning_metrics(total.nnz / total.weights),
     }
