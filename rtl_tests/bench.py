@@ -53,17 +53,18 @@ def concat(cases: Sequence[Any], *attrs: str) -> tuple[list[Any], ...]:
 
 
 class BenchBase:
-    """The DUT with its sidecar, clock, reset, the stream ports of ``sources`` and
-    ``out``, and a generator seeded by ``RTL_SEED``."""
+    """The DUT with its sidecar, clock, reset, the stream ports of ``sources`` and of
+    the output stream ``output``, and a generator seeded by ``RTL_SEED``."""
 
-    def __init__(self, dut: Any, sources: Sequence[str]) -> None:
+    def __init__(self, dut: Any, sources: Sequence[str], output: str = "out") -> None:
         self.dut = dut
         self.sources = tuple(sources)
+        self.output = output
         self.sidecar = load_sidecar(os.environ["RTL_SIDECAR"])
         ports = self.sidecar["ports"]
         self.clk = getattr(dut, ports["clk"]["port"])
         self.rst = getattr(dut, ports["rst"]["port"])
-        self.ports = {name: StreamPort(dut, ports, name) for name in (*self.sources, "out")}
+        self.ports = {name: StreamPort(dut, ports, name) for name in (*self.sources, output)}
         self.rng = random.Random(int(os.environ.get("RTL_SEED", "0")))
         self._clocked = False
         self._drivers: dict[str, StreamDriver] = {}
@@ -85,7 +86,9 @@ class BenchBase:
             name: StreamDriver(self.ports[name], self.clk, self.rng, valid_stall)
             for name in self.sources
         }
-        self._monitor = StreamMonitor(self.ports["out"], self.clk, self.rst, self.rng, ready_stall)
+        self._monitor = StreamMonitor(
+            self.ports[self.output], self.clk, self.rst, self.rng, ready_stall
+        )
         await reset(self.clk, self.rst)
         self._monitor.start()
         return self._drivers, self._monitor
@@ -318,4 +321,4 @@ async def interrupt_and_reset(
     await task
     await reset(bench.clk, bench.rst, cycles=bench.rng.randrange(1, 4))
     await settle(bench.clk)
-    assert not bench.ports["out"].valid.value, "output valid right after reset"
+    assert not bench.ports[bench.output].valid.value, "output valid right after reset"

@@ -72,9 +72,9 @@ def simulator() -> str:
 
 def strip_initial_values(text: str) -> str:
     """``text`` without register initial values (``reg [3:0] r = 4'h0;`` -> ``reg [3:0]
-    r;``) and without ``initial`` blocks (memory contents); AssertionError when there was
+    r ;``) and without ``initial`` blocks (memory contents); AssertionError when there was
     nothing to strip."""
-    stripped, regs = _REG_INIT.subn(r"\1;", text)
+    stripped, regs = _REG_INIT.subn(r"\1 ;", text)  # an escaped name ends at a space
     stripped = _INITIAL_BLOCK.sub("", stripped)
     assert regs and "initial" not in stripped, "no initial values found to strip"
     return stripped

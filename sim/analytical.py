@@ -15,13 +15,22 @@ rows taken in each stage, so the maximum is at one of four corners:
 * decoder then lane: A(r_u) + h + ((r_l − r_u)/D + 1)·u + λ + (⌈(N − r_l)/P⌉ + 1)·M,
   r_u the first row of r_l's unit
 
-with A(r) = ⌈r·a / (8·bandwidth)⌉ + DRAM latency, h the head cycles of a unit's first
-row and λ the decoder's output latency. For identical rows and buffers and FIFOs deep
-enough never to fill, this is exactly the simulated cycle count; for real layers it uses
-the mean row, so the gap to the simulation measures **lane imbalance** (rows of
-different lengths), **decoder imbalance**, **bank conflicts** (D > banks: a unit
-waits for a bank; the estimate stretches a decoder unit's period u by D / banks) and
-**buffer or FIFO backpressure** (capacities the closed form does not see).
+with A(r) = ⌈r·a / (8·bandwidth)⌉ + DRAM latency (a: the row's DRAM bits, band records
+included), h the head cycles of a unit's first row, λ the pass's handoff latency and M
+at least one cycle (a lane takes one row a cycle). On the tile (an output port taking
+one result a cycle, ``arch.output_cycles`` after its last multiply-accumulate) every
+path adds that latency, and a fifth bound counts the port: the first result's path
+plus one cycle per further row,
+
+* output: A(1) + h + u + λ + M + (N − 1) + output latency.
+
+For identical rows and buffers and FIFOs deep enough never to fill, without an output
+port, this is exactly the simulated cycle count; for real layers it uses the mean row,
+so the gap to the simulation measures **lane imbalance** (rows of different lengths),
+**decoder imbalance**, **bank conflicts** (D > banks: a unit waits for a bank; the
+estimate stretches a decoder unit's period u by D / banks), **buffer or FIFO
+backpressure** (capacities the closed form does not see), results queueing at the
+**output port** and an LBI **band barrier** (a band record waiting for its buffer).
 """
 
 from __future__ import annotations
@@ -31,11 +40,11 @@ import dataclasses
 import numpy as np
 
 from codesign.sim.arch import Arch
-from codesign.sim.timeline import dram_ticks, unit_cycles
+from codesign.sim.timeline import dram_ticks, lane_time, unit_cycles
 from codesign.sim.work import Pass
 
-#: Named bounds of :class:`Estimate`, in report order.
-BOUNDS = ("dram", "decoder", "lane", "decoder+lane")
+#: Named bounds of :class:`Estimate`, in report order (``output`` only on the tile).
+BOUNDS = ("dram", "decoder", "lane", "decoder+lane", "output")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +64,7 @@ def estimate_pass(p: Pass, arch: Arch, columns: int | None = None) -> Estimate:
     if n == 0:
         return Estimate(0, "dram", dict.fromkeys(BOUNDS, 0.0))
     d, lanes = arch.decoders, arch.lanes
-    bits = int(p.row_bits.sum())
+    bits = int(p.dram_bits.sum())
     per_bit, per_cycle = dram_ticks(arch)
 
     def arrival(r: int) -> float:
@@ -65,7 +74,7 @@ def estimate_pass(p: Pass, arch: Arch, columns: int | None = None) -> Estimate:
     u = float(unit_cycles(p, arch).mean())
     walk = u * d / min(d, arch.buffer_banks)
     h = float(max(p.head_cycles + float(p.decode_cycles.mean()), u) - u)
-    mac = float(p.macs.mean()) * (arch.batch if columns is None else columns)
+    mac = float(lane_time(p, arch.batch if columns is None else columns).mean())
     lat = p.latency
     r_d = (n - 1) % d + 1
     r_l = (n - 1) % lanes + 1
@@ -82,5 +91,9 @@ def estimate_pass(p: Pass, arch: Arch, columns: int | None = None) -> Estimate:
         + lat
         + ((n - r_l) // lanes + 1) * mac,
     }
+    port = arch.output_cycles
+    if port is not None:
+        paths = {name: path + port for name, path in paths.items()}
+        paths["output"] = arrival(1) + h + u + lat + mac + (n - 1) + port
     bound = max(paths, key=paths.__getitem__)
     return Estimate(int(np.ceil(paths[bound] - 1e-9)), bound, paths)

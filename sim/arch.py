@@ -10,6 +10,14 @@ multiply-accumulate per cycle each, ``batch`` per stored operand. Row r goes to 
 r mod P and decoder unit r mod D (D divides P, so a decoder unit feeds a fixed group of
 P/D lanes). Activations and outputs stay on chip between layers (activation SRAM
 reads and writes are counted as energy, not as DRAM traffic).
+
+With ``tile_n_cols`` set the machine is the RTL tile of :mod:`codesign.hw.tile`
+(:class:`~codesign.models.tile.TileSpec`, :func:`tile_arch`): the channel carries the
+tile's row records (whole words of ``dram_bytes_per_cycle`` bytes, the stream's width),
+each decoder unit has its bank (``buffer_banks`` = ``decoders``, ``buffer_bytes`` split
+evenly), a row reaches its lane :data:`~codesign.models.tile.HANDOFF_CYCLES` after its
+unit is done, and results leave through one output port, a row per cycle,
+:data:`~codesign.models.tile.OUTPUT_CYCLES` after their last multiply-accumulate.
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ from typing import Any
 
 from codesign.config_files import integer_hint
 from codesign.limits import Need
+from codesign.models.specs import Spec
+from codesign.models.tile import OUTPUT_CYCLES, TileError, TileSpec
 
 
 class ConfigError(ValueError):
@@ -40,7 +50,8 @@ class Arch:
     ``accumulator_bits``: widths of X/Y elements and of the accumulators;
     ``bitmap_slice_bits``: mask bits a bitmap decoder emits per cycle;
     ``index_units``: index units of the CSR/BMWM/DARB decoders (column indices formed
-    per cycle).
+    per cycle); ``tile_n_cols``: 0 for the abstract machine, else the machine is the RTL
+    tile with that many columns (module docstring; :meth:`tile_spec`).
     """
 
     clock_ghz: float = 1.0
@@ -57,6 +68,7 @@ class Arch:
     accumulator_bits: int = 32
     bitmap_slice_bits: int = 64
     index_units: int = 1
+    tile_n_cols: int = 0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -71,6 +83,61 @@ class Arch:
                 f"(each decoder unit feeds a fixed group of lanes); allowed: "
                 f"{', '.join(map(str, listed))}{more}"
             )
+        if self.tile_n_cols:
+            self._check_tile()
+
+    @property
+    def is_tile(self) -> bool:
+        """The machine is the RTL tile (``tile_n_cols`` set)."""
+        return self.tile_n_cols > 0
+
+    def _check_tile(self) -> None:
+        width = self.dram_bytes_per_cycle
+        rules = [
+            (
+                width == int(width) and int(width) == self.bank_bytes_per_cycle,
+                f"arch.dram.bytes_per_cycle = {width} and arch.buffer.bank_bytes_per_cycle = "
+                f"{self.bank_bytes_per_cycle} must both be the tile's stream width (one "
+                f"word per cycle in and out of a bank)",
+            ),
+            (
+                self.buffer_banks == self.decoders,
+                f"arch.buffer.banks = {self.buffer_banks} must equal arch.decoders = "
+                f"{self.decoders} (a bank per decoder unit)",
+            ),
+            (
+                self.buffer_bytes % (self.decoders * self.bank_bytes_per_cycle) == 0,
+                f"arch.buffer.bytes = {self.buffer_bytes} must be a whole number of words "
+                f"per bank ({self.decoders} banks of {self.bank_bytes_per_cycle}-byte words)",
+            ),
+            (self.index_units == 1, "arch.index_units must be 1 (the tile's CSR decoder)"),
+        ]
+        for ok, message in rules:
+            if not ok:
+                raise ConfigError(f"arch.tile: {message}")
+        try:
+            self.tile_spec()
+        except TileError as exc:
+            raise ConfigError(f"arch.tile: {exc}") from None
+
+    def tile_spec(self, format_spec: Spec | None = None) -> TileSpec:
+        """The :class:`~codesign.models.tile.TileSpec` this machine mirrors, with
+        ``format_spec`` (default: CSR); only when :attr:`is_tile`."""
+        if not self.is_tile:
+            raise ConfigError("arch.tile is not set: the machine is not the RTL tile")
+        extra = {} if format_spec is None else {"format_spec": format_spec}
+        return TileSpec(
+            **{own: getattr(self, field) for own, field in TILE_FIELDS.items()},
+            bank_words=self.buffer_bytes // (self.decoders * self.bank_bytes_per_cycle),
+            row_bits=32,
+            **extra,
+        )
+
+    @property
+    def output_cycles(self) -> int | None:
+        """Cycles from a row's last multiply-accumulate to its result leaving through the
+        tile's output port (one row a cycle); None: no port (the abstract machine)."""
+        return OUTPUT_CYCLES if self.is_tile else None
 
     @property
     def lanes_per_decoder(self) -> int:
@@ -130,6 +197,7 @@ _RANGES: dict[str, tuple[float, float | None]] = {
     "accumulator_bits": (1, 64),
     "bitmap_slice_bits": (1, None),
     "index_units": (1, None),
+    "tile_n_cols": (0, 4096),
 }
 #: The configuration key of each field kept in a group of the YAML ``arch`` mapping.
 NESTED_KEYS = {
@@ -138,7 +206,36 @@ NESTED_KEYS = {
     "buffer_bytes": ("buffer", "bytes"),
     "buffer_banks": ("buffer", "banks"),
     "bank_bytes_per_cycle": ("buffer", "bank_bytes_per_cycle"),
+    "tile_n_cols": ("tile", "n_cols"),
 }
+
+
+#: :class:`~codesign.models.tile.TileSpec` fields -> the :class:`Arch` fields that mirror
+#: them (the stream width is also the DRAM bandwidth; the banks are the buffer).
+TILE_FIELDS = {
+    "lanes": "lanes",
+    "decoders": "decoders",
+    "fifo_rows": "lane_fifo_rows",
+    "stream_bytes": "bank_bytes_per_cycle",
+    "n_cols": "tile_n_cols",
+    "batch": "batch",
+    "activation_bits": "activation_bits",
+    "accumulator_bits": "accumulator_bits",
+}
+
+
+def tile_arch(tile: TileSpec, clock_ghz: float = 1.0) -> Arch:
+    """The machine that mirrors ``tile``: its lanes, units, FIFO rows, stream width (DRAM
+    bytes per cycle, bank width; no DRAM latency: the stream is the tile's input), banks
+    of ``bank_words`` words, batch, widths and columns."""
+    return Arch(
+        clock_ghz=clock_ghz,
+        **{field: getattr(tile, own) for own, field in TILE_FIELDS.items()},
+        dram_bytes_per_cycle=float(tile.stream_bytes),
+        dram_latency_cycles=0,
+        buffer_bytes=tile.decoders * tile.bank_words * tile.stream_bytes,
+        buffer_banks=tile.decoders,
+    )
 
 
 def _check(field: str, value: Any, real: bool, lo: float, hi: float | None) -> None:

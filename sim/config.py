@@ -18,6 +18,8 @@ A configuration names the architecture, the energy table and the layers::
       accumulator_bits: 32
       bitmap_slice_bits: 64
       index_units: 1
+      tile: {n_cols: 0}              # > 0: the machine is the RTL tile with that many
+                                     #   columns (codesign.sim.arch.tile_arch)
     defaults: {format: csr, spec: {}, sparsity: 0.9, quantize: 8}
     layers:
       - digits: all                  # fc1, fc2, fc3 of the digits MLP (or one name)
@@ -163,6 +165,11 @@ SCHEMA: dict[str, Any] = {
                 "accumulator_bits": {"type": "integer", "minimum": 1, "maximum": 64},
                 "bitmap_slice_bits": _POS_INT,
                 "index_units": _POS_INT,
+                "tile": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"n_cols": {"type": "integer", "minimum": 0, "maximum": 4096}},
+                },
             },
         },
         "defaults": {"type": "object", "additionalProperties": False, "properties": _LAYER_KEYS},

@@ -45,6 +45,15 @@ cycle-exact against the cocotb measurements of their hw/ blocks):
 Rules without RTL (bitmap, csr, bmwm, darb, nm, block) are this project's
 reconstruction: ``block`` of their :class:`~codesign.sim.work.DecoderUse` is ``None`` and they
 model no output register (latency 0).
+
+**On the tile** (``layer_work(..., tile=TileSpec)``, :mod:`codesign.models.tile`; relative,
+csr, viterbi and lbi) the rules are the same, checked against the tile's RTL, but a
+row's bits are its record as the tile's stream carries it (whole words: the relative
+count, the CSR row count, padding), an LBI band record travels before the band's first
+row into the shared band buffer (``band_bits``) and waits for the buffer two bands back
+(the gate), the LBI head is hidden (the first Iz tile is read from that buffer in the
+row's start cycle) and the latency is :data:`~codesign.models.tile.HANDOFF_CYCLES`
+(the decoder's output register and the unit's commit).
 """
 
 from __future__ import annotations
@@ -59,6 +68,7 @@ from codesign.models.decode_cost import decode_cost
 from codesign.models.format import Encoded, ceil_log2
 from codesign.models.lowrank import factor_scales
 from codesign.models.registry import get_format
+from codesign.models.tile import HANDOFF_CYCLES, VALUE_BITS, TileSpec, tile_stream
 from codesign.models.xor import mask_encoding
 from codesign.sim.work import DecoderUse, LayerWork, Pass
 
@@ -395,6 +405,37 @@ def _lowrank_passes(name: str, enc: Encoded) -> tuple[Pass, ...]:
     return first, _dense_pass(f"{name}.U", left, u.width)
 
 
+def _tile_pass(name: str, enc: Encoded, opts: _Options, tile: TileSpec) -> Pass:
+    """The pass of ``enc`` on the tile: its records' bits, band records and gates."""
+    stream = tile_stream(enc, tile)
+    index = _INDEX[enc.format](enc, opts)
+    indptr, cols, vals = _operands(stream.weights, stream.mask)
+    value_bits = np.diff(indptr) * VALUE_BITS
+    m = enc.shape[0]
+    gate_lo = np.zeros(m, dtype=np.int64)
+    gate_hi = np.zeros(m, dtype=np.int64)
+    if enc.format == "lbi":
+        band = enc.spec.tile_rows
+        firsts = np.arange(2 * band, m, band)
+        gate_lo[firsts], gate_hi[firsts] = firsts - 2 * band, firsts - band
+    return Pass(
+        name=name,
+        shape=enc.shape,
+        index_bits=stream.row_words * tile.word_bits - value_bits,
+        value_bits=value_bits,
+        decode_cycles=index.cycles,
+        head_cycles=0,
+        latency=HANDOFF_CYCLES,
+        indptr=indptr,
+        cols=cols,
+        vals=vals,
+        decoders=index.decoders,
+        band_bits=stream.band_words * tile.word_bits,
+        gate_lo=gate_lo,
+        gate_hi=gate_hi,
+    )
+
+
 def _format_pass(name: str, enc: Encoded, opts: _Options) -> Pass:
     decoded = get_format(enc.format).decode(enc)
     if enc.format == "dense":
@@ -428,7 +469,12 @@ def _check_count(name: str, value: int) -> int:
 
 
 def layer_work(
-    name: str, encoded: Encoded, *, bitmap_slice_bits: int = 64, index_units: int = 1
+    name: str,
+    encoded: Encoded,
+    *,
+    bitmap_slice_bits: int = 64,
+    index_units: int = 1,
+    tile: TileSpec | None = None,
 ) -> LayerWork:
     """The work of one encoded layer for the simulator.
 
@@ -438,6 +484,8 @@ def layer_work(
         bitmap_slice_bits: mask bits a bitmap decoder reads per cycle.
         index_units: lanes P of the csr / bmwm / darb index decoders
             (:func:`codesign.models.decode_cost.decode_cost`).
+        tile: the RTL tile the layer runs on (module docstring; its format spec is the
+            layer's), or None for the abstract machine.
 
     Returns:
         The layer's passes (one, two for ``lowrank``) with per-row bits, decode cycles
@@ -448,7 +496,9 @@ def layer_work(
         _check_count("index_units", index_units),
     )
     get_format(encoded.format)
-    if encoded.format == "lowrank":
+    if tile is not None:
+        passes = (_tile_pass(name, encoded, opts, tile),)
+    elif encoded.format == "lowrank":
         passes = _lowrank_passes(name, encoded)
     else:
         passes = (_format_pass(name, encoded, opts),)

@@ -4,21 +4,26 @@ decoder units and MAC lanes, at transaction (row) granularity with exact cycles.
 Processes (SimPy; time unit = one clock cycle, every timestamp an integer):
 
 * **DRAM**: one channel streams the rows in order. Row r's transfer starts when the
-  channel is free and the weight buffer has room for its bits, lasts
-  bits_r / (8·bandwidth) cycles (fractional; kept exactly as integer ticks,
-  :func:`codesign.sim.timeline.dram_ticks`, so a stream of rows costs
-  ⌈Σ bits / (8·bandwidth)⌉ cycles) and the row is usable ``dram_latency_cycles`` after
-  its end rounded up to a cycle. Requests are pipelined.
+  channel is free, the row's gate is open (on the tile: the band buffer an LBI band
+  record overwrites is free, ``latency`` cycles after the rows using it are decoded) and
+  the weight buffer has room for its bits, lasts bits_r / (8·bandwidth) cycles
+  (fractional; kept exactly as integer ticks, :func:`codesign.sim.timeline.dram_ticks`,
+  so a stream of rows costs ⌈Σ bits / (8·bandwidth)⌉ cycles; the bits of a band record
+  sent before the row count here but never occupy the buffer) and the row is usable
+  ``dram_latency_cycles`` after its end rounded up to a cycle. Requests are pipelined.
 * **Decoder unit** d (rows r ≡ d mod D, in order): waits for the row's data, for a free
   slot in its lane's FIFO and for a buffer bank, then is busy
   max(decode_cycles[r] (+ head_cycles on its first row), ⌈row bytes / bank width⌉)
   cycles, frees the row's buffer space and queues the row for its lane; the row's
   last output is there ``latency`` cycles later.
-* **Lane** l (rows r ≡ l mod P): takes its next decoded row (freeing the FIFO slot),
-  multiplies its operands with every column of X (one multiply-accumulate per cycle:
-  operands × columns cycles; the columns are the batch, times the tokens or output
-  pixels a row is reused over, :mod:`codesign.sim.geometry`) and accumulates the row's
-  outputs.
+* **Lane** l (rows r ≡ l mod P): takes its next row once the row's last output is
+  there (``latency`` cycles after its unit is done), freeing the FIFO slot, multiplies
+  its operands with every column of X (one multiply-accumulate per cycle: operands ×
+  columns cycles, at least one: a lane takes one row a cycle; the columns are the
+  batch, times the tokens or output pixels a row is reused over,
+  :mod:`codesign.sim.geometry`) and accumulates the row's outputs. On the tile the
+  results then leave through its output port
+  (:func:`codesign.sim.timeline.output_times`).
 
 No process ticks while it waits, and a process yields only when it must wait for
 another one or for its own work to take time: the channel is the only process that
@@ -59,6 +64,7 @@ from codesign.sim.timeline import (
     Timeline,
     check_fits,
     dram_ticks,
+    lane_time,
     pass_result,
     row_busy,
 )
@@ -79,8 +85,10 @@ class _Machine:
         m, self.p, self.arch = p.rows, p, arch
         self.env = simpy.Environment()
         self.bits = p.row_bits.tolist()
+        self.dram_bits = p.dram_bits.tolist()
+        self.gates = [g.tolist() for g in p.gates]
         self.busy = row_busy(p, arch).tolist()
-        self.macs = (p.macs * columns).tolist()
+        self.macs = lane_time(p, columns).tolist()
         self.capacity = 8 * arch.buffer_bytes
         self.level = 0  # bits in the buffer, counted from the channel's request
         self.space: simpy.Event | None = None  # the channel waits for room for `need` bits
@@ -93,11 +101,21 @@ class _Machine:
         self.data_wait: list[simpy.Event | None] = [None] * arch.decoders
         self.slot_wait: list[simpy.Event | None] = [None] * arch.lanes
         self.row_wait: list[simpy.Event | None] = [None] * arch.lanes
+        self.decode_wait: list[simpy.Event | None] = [None]  # the channel, for a gate
         self.ready: list[int | None] = [None] * m
         self.decoded: list[int | None] = [None] * m
         self.slot, self.start, self.taken, self.done = ([0] * m for _ in range(4))
         self.dram_ticks = 0
         self.dram_blocked = 0
+        self.gate_blocked = 0
+
+    def _gate(self, r: int):
+        """Wait until every row of row r's gate is decoded; the time it opens."""
+        lo, hi = self.gates[0][r], self.gates[1][r]
+        while any(self.decoded[k] is None for k in range(lo, hi)):
+            self.decode_wait[0] = event = self.env.event()
+            yield event
+        return max(self.decoded[k] for k in range(lo, hi)) + self.p.latency
 
     def dram(self):
         env, units = self.env, self.arch.decoders
@@ -107,6 +125,11 @@ class _Machine:
         clock = 0  # cycles: when the channel asked for room for its last row
         for r, bits in enumerate(self.bits):
             clock = asked = max(clock, free // per_cycle)
+            if self.gates[1][r] > self.gates[0][r]:
+                opens = yield from self._gate(r)
+                if opens > clock:
+                    self.gate_blocked += max(0, opens - max(clock, -(-free // per_cycle)))
+                    clock = asked = opens
             if bits:
                 if self.level + bits > self.capacity:
                     self.need, self.space = bits, env.event()
@@ -115,8 +138,8 @@ class _Machine:
                 self.level += bits
             if clock > asked and clock * per_cycle > free:
                 self.dram_blocked += clock - max(asked, -(-free // per_cycle))
-            free = max(clock * per_cycle, free) + bits * per_bit
-            self.dram_ticks += bits * per_bit
+            free = max(clock * per_cycle, free) + self.dram_bits[r] * per_bit
+            self.dram_ticks += self.dram_bits[r] * per_bit
             self.ready[r] = -(-free // per_cycle) + latency
             _wake(self.data_wait, r % units)
 
@@ -159,6 +182,7 @@ class _Machine:
             self._free(self.bits[r])
             self.decoded[r] = env.now
             _wake(self.row_wait, lane)
+            _wake(self.decode_wait, 0)
 
     def lane(self, lane: int):
         env, latency = self.env, self.p.latency
@@ -166,12 +190,14 @@ class _Machine:
             if self.decoded[r] is None:
                 self.row_wait[lane] = event = env.event()
                 yield event
+            there = self.decoded[r] + latency
+            if there > env.now:
+                yield env.timeout(there - env.now)
             self.taken[r] = taken = env.now
             self.slots[lane] += 1
             _wake(self.slot_wait, lane)
-            self.done[r] = done = max(taken, self.decoded[r] + latency) + self.macs[r]
-            if done > taken:
-                yield env.timeout(done - taken)
+            self.done[r] = done = taken + self.macs[r]
+            yield env.timeout(done - taken)
 
     def run(self) -> tuple[Timeline, int]:
         env = self.env
@@ -190,7 +216,8 @@ class _Machine:
             pass
         times = (self.ready, self.slot, self.start, self.decoded, self.taken, self.done)
         arrays = [np.array(t, dtype=np.int64) for t in times]
-        return Timeline(*arrays, self.dram_ticks, self.dram_blocked), events
+        timeline = Timeline(*arrays, self.dram_ticks, self.dram_blocked, self.gate_blocked)
+        return timeline, events
 
 
 def _wake(waiting: list[simpy.Event | None], i: int) -> None:

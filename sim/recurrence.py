@@ -7,15 +7,16 @@ FIFO slot freed when the lane took row r − F·P (F = ``lane_fifo_rows``); its 
 for the row and for the lane's previous row. So one pass over the rows computes every
 timestamp of the :class:`~codesign.sim.timeline.Timeline` the SimPy processes record:
 
-* channel: asked_r = max(asked_{r−1}', ⌊free / tick⌋) (cycles; ``free``: end of the last
-  transfer, in ticks of :func:`~codesign.sim.timeline.dram_ticks`); the request is
-  granted at the first time t >= asked_r at which the bits of the rows not yet freed
-  (a row is freed when its unit is done with it) plus bits_r fit in the buffer;
-  free = max(t·tick, free) + bits_r·q; ready_r = ⌈free / tick⌉ + DRAM latency;
+* channel: asked_r = max(asked_{r−1}', ⌊free / tick⌋, the row's gate: max decoded_k
+  over its gate rows + latency) (cycles; ``free``: end of the last transfer, in ticks of
+  :func:`~codesign.sim.timeline.dram_ticks`); the request is granted at the first time
+  t >= asked_r at which the bits of the rows not yet freed (a row is freed when its
+  unit is done with it) plus bits_r fit in the buffer; free = max(t·tick, free) +
+  dram_bits_r·q; ready_r = ⌈free / tick⌉ + DRAM latency;
 * unit: slot_r = max(decoded_{r−D}, ready_r, taken_{r−F·P}); start_r = slot_r;
   decoded_r = start_r + busy_r (:func:`~codesign.sim.timeline.row_busy`);
-* lane: taken_r = max(done_{r−P}, decoded_r); done_r = max(taken_r, decoded_r + latency)
-  + operands_r · columns.
+* lane: taken_r = max(done_{r−P}, decoded_r + latency); done_r = taken_r +
+  max(1, operands_r · columns).
 
 The rows a unit frees come in its own row order, so the channel finds the next row to
 be freed among the D units' oldest rows. The SimPy processes stay the reference; the
@@ -29,7 +30,7 @@ import numpy as np
 from numba import njit
 
 from codesign.sim.arch import Arch
-from codesign.sim.timeline import Timeline, dram_ticks, row_busy
+from codesign.sim.timeline import Timeline, dram_ticks, lane_time, row_busy
 from codesign.sim.work import Pass
 
 _INT64_SAFE = 2**62
@@ -46,12 +47,12 @@ def recurrence_refusal(p: Pass, arch: Arch, columns: int) -> str | None:
             f"(units may wait for a bank)"
         )
     per_bit, per_cycle = dram_ticks(arch)
-    bits = int(p.row_bits.sum())
+    bits = int(p.dram_bits.sum())
     # no timestamp exceeds the sum of every duration of the pass
     bound = (
         -(-bits * per_bit // per_cycle)
         + int(row_busy(p, arch).sum())
-        + int(p.macs.sum()) * columns
+        + int(lane_time(p, columns).sum())
         + p.rows * (p.latency + arch.dram_latency_cycles + 1)
     )
     if bits * per_bit + bound * per_cycle >= _INT64_SAFE:
@@ -63,10 +64,14 @@ def pass_timeline(p: Pass, arch: Arch, columns: int) -> Timeline:
     """The :class:`~codesign.sim.timeline.Timeline` of pass ``p`` on ``arch`` with
     ``columns`` columns of X. Only where :func:`recurrence_refusal` is None."""
     per_bit, per_cycle = dram_ticks(arch)
-    *times, ticks, blocked = _timeline(
+    gate_lo, gate_hi = p.gates
+    *times, ticks, blocked, gated = _timeline(
         np.ascontiguousarray(p.row_bits, dtype=np.int64),
+        np.ascontiguousarray(p.dram_bits, dtype=np.int64),
+        np.ascontiguousarray(gate_lo, dtype=np.int64),
+        np.ascontiguousarray(gate_hi, dtype=np.int64),
         row_busy(p, arch).astype(np.int64),
-        (p.macs * columns).astype(np.int64),
+        lane_time(p, columns).astype(np.int64),
         p.latency,
         arch.decoders,
         arch.lanes,
@@ -76,11 +81,26 @@ def pass_timeline(p: Pass, arch: Arch, columns: int) -> Timeline:
         per_cycle,
         arch.dram_latency_cycles,
     )
-    return Timeline(*times, int(ticks), int(blocked))
+    return Timeline(*times, int(ticks), int(blocked), int(gated))
 
 
 @njit(cache=True)
-def _timeline(bits, busy, macs, latency, units, lanes, fifo, capacity, per_bit, per_cycle, lag):
+def _timeline(
+    bits,
+    dram,
+    gate_lo,
+    gate_hi,
+    busy,
+    macs,
+    latency,
+    units,
+    lanes,
+    fifo,
+    capacity,
+    per_bit,
+    per_cycle,
+    lag,
+):
     m = bits.size
     ready = np.empty(m, np.int64)
     slot = np.empty(m, np.int64)
@@ -95,8 +115,14 @@ def _timeline(bits, busy, macs, latency, units, lanes, fifo, capacity, per_bit, 
     level = 0
     ticks = 0
     blocked = 0
+    gated = 0
     for r in range(m):
         asked = max(clock, free // per_cycle)
+        if gate_hi[r] > gate_lo[r]:
+            opens = latency + decoded[gate_lo[r] : gate_hi[r]].max()
+            if opens > asked:
+                gated += max(0, opens - max(asked, -(-free // per_cycle)))
+                asked = opens
         clock = asked
         if bits[r] > 0:
             while True:
@@ -114,8 +140,8 @@ def _timeline(bits, busy, macs, latency, units, lanes, fifo, capacity, per_bit, 
             level += bits[r]
         if clock > asked and clock * per_cycle > free:
             blocked += clock - max(asked, -(-free // per_cycle))
-        free = max(clock * per_cycle, free) + bits[r] * per_bit
-        ticks += bits[r] * per_bit
+        free = max(clock * per_cycle, free) + dram[r] * per_bit
+        ticks += dram[r] * per_bit
         ready[r] = -(-free // per_cycle) + lag
         u = r % units
         lane = r % lanes
@@ -125,7 +151,7 @@ def _timeline(bits, busy, macs, latency, units, lanes, fifo, capacity, per_bit, 
         slot[r] = s
         decoded[r] = s + busy[r]
         unit_free[u] = decoded[r]
-        taken[r] = max(lane_free[lane], decoded[r])
-        done[r] = max(taken[r], decoded[r] + latency) + macs[r]
+        taken[r] = max(lane_free[lane], decoded[r] + latency)
+        done[r] = taken[r] + macs[r]
         lane_free[lane] = done[r]
-    return ready, slot, slot.copy(), decoded, taken, done, ticks, blocked
+    return ready, slot, slot.copy(), decoded, taken, done, ticks, blocked, gated

@@ -160,12 +160,14 @@ def _effects(r: LayerResult) -> dict[str, float]:
     """Cycles each named effect adds over the closed form's mean-row machine."""
     arch = r.arch
     out = {"lane imbalance": 0.0, "decoder imbalance": 0.0, "bank conflict": 0.0}
-    out["buffer backpressure"] = 0.0
+    out.update({"buffer backpressure": 0.0, "output port": 0.0, "band barrier": 0.0})
     for p in r.passes:
         out["lane imbalance"] += float(p.lane_work.max() - p.lane_work.mean())
         out["decoder imbalance"] += float(p.decoder_work.max() - p.decoder_work.mean())
         out["bank conflict"] += p.decoder_states["bank"] / arch.decoders
         out["buffer backpressure"] += float(p.dram_blocked)
+        out["output port"] += float(p.port_blocked)
+        out["band barrier"] += float(p.gate_blocked)
     return out
 
 

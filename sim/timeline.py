@@ -23,7 +23,7 @@ from codesign.sim.arch import Arch, ConfigError
 from codesign.sim.work import Pass
 
 #: Lane cycle categories, in report order (they sum to the pass's cycles per lane).
-LANE_STATES = ("busy", "fill", "bandwidth", "decoder", "bank", "imbalance")
+LANE_STATES = ("busy", "fill", "bandwidth", "decoder", "bank", "imbalance", "output")
 #: Decoder-unit states, in the order a unit goes through them for each row.
 UNIT_STATES = ("data", "slot", "bank", "work")
 #: The lane stall a decoder-unit state causes (after its last row a unit is ``done``:
@@ -36,15 +36,21 @@ class PassResult:
     """Outcome of one simulated pass.
 
     ``cycles``: clock cycles from the first DRAM request to the last lane's last
-    multiply-accumulate. ``lane_cycles``: cycles per category of :data:`LANE_STATES`,
-    summed over the P lanes (so they add up to P·cycles). ``lane_work`` (P,) and
+    multiply-accumulate (on the tile: to its result's output handshake).
+    ``lane_cycles``: cycles per category of :data:`LANE_STATES`, summed over the P lanes
+    (so they add up to P·cycles); ``busy`` counts a lane's multiply-accumulates and the
+    take of each empty row, ``output`` the cycles after the last multiply-accumulate
+    until the last result has left (the tile's output port). ``lane_work`` (P,) and
     ``decoder_work`` (D,): busy cycles of each lane and decoder unit. ``dram_cycles``:
     cycles the channel spent transferring; ``dram_blocked``: cycles it waited for
-    buffer space. ``decoder_states``: cycles per decoder-unit state (data, slot, bank,
-    work), summed over the D units. ``output``: (m, B) float64, the rows the lanes
-    computed. ``engine``: ``"event"`` (SimPy) or ``"recurrence"``; ``events``: SimPy
-    events processed (0 for the recurrence); ``engine_s``: wall seconds the engine took
-    to time the pass (the lanes' product not included).
+    buffer space; ``gate_blocked``: cycles it waited for a band buffer (a gate);
+    ``port_blocked``: cycles the tile's output port added at the end of the pass (the
+    last result's wait behind others, beyond ``arch.output_cycles``).
+    ``decoder_states``: cycles per decoder-unit state (data, slot, bank, work), summed
+    over the D units. ``output``: (m, B) float64, the rows the lanes computed.
+    ``engine``: ``"event"`` (SimPy) or ``"recurrence"``; ``events``: SimPy events
+    processed (0 for the recurrence); ``engine_s``: wall seconds the engine took to time
+    the pass (the lanes' product not included).
     """
 
     cycles: int
@@ -53,6 +59,8 @@ class PassResult:
     decoder_work: np.ndarray
     dram_cycles: float
     dram_blocked: int
+    gate_blocked: int
+    port_blocked: int
     decoder_states: dict[str, int]
     output: np.ndarray
     events: int
@@ -69,11 +77,14 @@ class Timeline:
     latency); ``slot``: its unit, having the data, holds a slot of the lane's FIFO;
     ``start``: the unit holds a buffer bank and starts decoding; ``decoded``: the unit
     is done (the row's buffer space is freed and the row queued for its lane);
-    ``taken``: the lane takes the row from its FIFO; ``done``: the lane's last
-    multiply-accumulate of the row.
+    ``taken``: the lane takes the row from its FIFO (no sooner than ``decoded`` + the
+    pass's latency: the row's last output is there); ``done``: the end of the lane's
+    work on the row, max(1, operands × columns) cycles after ``taken`` (a lane takes at
+    most one row a cycle).
 
     ``dram_ticks``: transfer time of all rows in ticks (module docstring);
-    ``dram_blocked``: cycles the channel waited for buffer space.
+    ``dram_blocked``: cycles the channel waited for buffer space; ``gate_blocked``:
+    cycles it waited for a gate (:class:`~codesign.sim.work.Pass`).
     """
 
     ready: np.ndarray
@@ -84,6 +95,28 @@ class Timeline:
     done: np.ndarray
     dram_ticks: int
     dram_blocked: int
+    gate_blocked: int = 0
+
+
+def lane_time(p: Pass, columns: int) -> np.ndarray:
+    """(m,) int64: cycles a lane spends on each row: max(1, operands × columns)."""
+    return np.maximum(p.macs * columns, 1)
+
+
+def output_times(done: np.ndarray, arch: Arch) -> np.ndarray:
+    """(m,) int64: when each row's result has left the machine. Without an output port
+    (the abstract machine) that is ``done``; on the tile, results leave through one port
+    a row per cycle, ``arch.output_cycles`` after ``done`` at the soonest, in the order
+    they are ready: the k-th ready leaves at max(ready_k, leave_(k−1) + 1)."""
+    latency = arch.output_cycles
+    if latency is None or not done.size:
+        return done.copy()
+    order = np.argsort(done, kind="stable")
+    ready = done[order] + latency
+    steps = np.arange(done.size, dtype=np.int64)
+    left = np.empty_like(done)
+    left[order] = np.maximum.accumulate(ready - steps) + steps
+    return left
 
 
 def read_cycles(p: Pass, arch: Arch) -> np.ndarray:
@@ -142,7 +175,7 @@ def _previous(values: np.ndarray, step: int) -> np.ndarray:
 
 
 #: The lane stalls a decoder unit's state causes.
-_STALL_CAUSES = LANE_STATES[2:]
+_STALL_CAUSES = ("bandwidth", "decoder", "bank", "imbalance")
 #: (5 states, 4 stall causes) bool: the cause of each state of :data:`UNIT_STATES` and of
 #: a unit done with its rows (``imbalance``).
 _STATE_CAUSE = np.array(
@@ -197,26 +230,31 @@ def pass_result(
         "bank": int((t.start - t.slot).sum()),
         "work": int((t.decoded - t.start).sum()),
     }
-    macs = p.macs * columns
-    lane_work = _per(macs, lanes)
-    cycles = int(t.done.max(initial=0))
+    lane_work = _per(lane_time(p, columns), lanes)
+    last_done = int(t.done.max(initial=0))
+    cycles = int(output_times(t.done, arch).max(initial=0))
     lane_cycles = dict.fromkeys(LANE_STATES, 0)
     lane_cycles["busy"] = int(lane_work.sum())
     lane_cycles["fill"] = int(t.taken[:lanes].sum())
-    lane_cycles["decoder"] = int(np.maximum(t.decoded + p.latency - t.taken, 0).sum())
+    # a lane waiting between rows: for what the unit did before the row was decoded,
+    # then for the handoff (the pass's latency)
     waiting = _previous(t.done, lanes)
+    handoff = t.taken[lanes:] - np.maximum(waiting[lanes:], t.decoded[lanes:])
+    lane_cycles["decoder"] = int(np.maximum(handoff, 0).sum())
+    until = np.minimum(t.taken, t.decoded)
     for u in range(min(units, m)):
         unit = rows[u::units]
         bounds, cum = _unit_causes(t, unit, asked, data)
         later = rows[lanes + u :: units]
-        later = later[t.taken[later] > waiting[later]]
-        spent = _overlap(bounds, cum, waiting[later], t.taken[later])
+        later = later[until[later] > waiting[later]]
+        spent = _overlap(bounds, cum, waiting[later], until[later])
         for cause, cycles_in in zip(_STALL_CAUSES, spent, strict=True):
             lane_cycles[cause] += int(cycles_in)
     finish = np.zeros(lanes, dtype=np.int64)
     last = rows[-lanes:]
     finish[last % lanes] = t.done[last]
-    lane_cycles["imbalance"] += int((cycles - finish).sum())
+    lane_cycles["imbalance"] += int((last_done - finish).sum())
+    lane_cycles["output"] = lanes * (cycles - last_done)
     return PassResult(
         cycles=cycles,
         lane_cycles=lane_cycles,
@@ -224,6 +262,8 @@ def pass_result(
         decoder_work=_per(t.decoded - t.start, units),
         dram_cycles=t.dram_ticks / dram_ticks(arch)[1],
         dram_blocked=t.dram_blocked,
+        gate_blocked=t.gate_blocked,
+        port_blocked=cycles - last_done - (arch.output_cycles or 0) if m else 0,
         decoder_states=states,
         output=output,
         events=events,

@@ -58,6 +58,14 @@ class Pass:
     ``vals[indptr[r]:indptr[r+1]]`` with rows ``cols[…]`` of X, one multiply-accumulate
     per operand per batch column (stored zeros such as padding slots or dense storage
     are operands too).
+
+    On a machine that is the RTL tile (:mod:`codesign.models.tile`) the bits are the
+    row's record as the tile's stream carries it (whole words, padding included), and
+    two more per-row figures apply: ``band_bits`` (m,): bits the stream carries just
+    before the row that go to a shared buffer, not to its unit's bank (LBI band
+    records); ``gate_lo``, ``gate_hi`` (m,): the row's transfer may start only
+    ``latency`` cycles after every row in ``gate_lo[r]:gate_hi[r]`` is decoded (the band
+    buffer it overwrites is free; an empty range: no gate). ``None``: zeros / no gates.
     """
 
     name: str
@@ -71,6 +79,9 @@ class Pass:
     cols: np.ndarray
     vals: np.ndarray
     decoders: tuple[DecoderUse, ...]
+    band_bits: np.ndarray | None = None
+    gate_lo: np.ndarray | None = None
+    gate_hi: np.ndarray | None = None
 
     @property
     def rows(self) -> int:
@@ -81,6 +92,22 @@ class Pass:
     def row_bits(self) -> np.ndarray:
         """(m,) int64: index plus value bits of each row."""
         return self.index_bits + self.value_bits
+
+    @property
+    def dram_bits(self) -> np.ndarray:
+        """(m,) int64: bits the DRAM channel moves for each row: its own plus the band
+        bits sent just before it."""
+        if self.band_bits is None:
+            return self.row_bits
+        return self.row_bits + self.band_bits
+
+    @property
+    def gates(self) -> tuple[np.ndarray, np.ndarray]:
+        """(gate_lo, gate_hi), (m,) int64 each (empty ranges when the pass has none)."""
+        if self.gate_lo is None or self.gate_hi is None:
+            zeros = np.zeros(self.rows, dtype=np.int64)
+            return zeros, zeros
+        return self.gate_lo, self.gate_hi
 
     @property
     def macs(self) -> np.ndarray:

@@ -51,18 +51,21 @@ def test_registry_lists_relative():
 
 #: Blocks whose synthesis at the defaults takes too long for the suite: viterbi_search
 #: (2^9 add-compare-select candidates per step and 256-step survivor banks) runs for
-#: more than 20 minutes in yosys. Marked ``slow``: `make test-all` runs it.
-SLOW_SYNTHESIS = ("viterbi_search",)
+#: more than 20 minutes in yosys; the tile (50,000 cells, its banks and lane memories as
+#: flip-flops) 1.5 min. Marked ``slow``: `make test-all` runs them.
+SLOW_SYNTHESIS = ("viterbi_search", "tile")
 
 
 @pytest.mark.parametrize("name", list(BLOCKS))
 def test_every_block_generates_with_its_defaults(tmp_path, name):
     """No spec and no parameters: each block's defaults build (the Viterbi blocks take
-    the threshold of the default sparsity); the sidecar records what was built."""
+    the threshold of the default sparsity, the tile its CSR widths from its columns); the
+    sidecar records what was built."""
     block = get_block(name)
     v_path, json_path = write(name, None, tmp_path)
     sidecar = json.loads(json_path.read_text())
-    assert sidecar["spec"] == block.complete(block.spec_type()).to_dict()
+    built = block.complete(block.spec_type())
+    assert sidecar["spec"] == block.finish(built, block.defaults).to_dict()
     assert sidecar["params"] == block.defaults
     assert sidecar["top"] in v_path.read_text()
 
@@ -74,7 +77,8 @@ def test_every_block_generates_with_its_defaults(tmp_path, name):
 def test_every_block_synthesizes_with_its_defaults(name):
     stats = synthesize(name)
     block = get_block(name)
-    assert stats.spec == block.complete(block.spec_type()).to_dict()
+    built = block.complete(block.spec_type())
+    assert stats.spec == block.finish(built, block.defaults).to_dict()
     assert stats.params == block.defaults
     assert stats.total > stats.cells.get("DFF", 0) > 0 and stats.depth > 0
 

@@ -15,7 +15,7 @@ from codesign.hw.blocks import BLOCKS
 from codesign.hw.build import verilog
 from codesign.hw.emit import KEYWORDS, check_module_name
 from codesign.hw.protocol import schema, validate
-from codesign.models.specs import LbiSpec, RelativeSpec, ViterbiSpec, XorSpec
+from codesign.models.specs import CsrSpec, LbiSpec, RelativeSpec, ViterbiSpec, XorSpec
 
 #: One small build of every block.
 BUILDS = {
@@ -27,6 +27,7 @@ BUILDS = {
     ),
     "xor": (XorSpec(n_in=3, n_out=8, n_s=2), {"block_bits": 4}),
     "lbi": (LbiSpec(rank=2, tile_rows=4, tile_cols=5), {}),
+    "tile": (CsrSpec(), {"lanes": 2, "decoders": 1, "n_cols": 8, "bank_words": 4}),
 }
 
 

@@ -187,22 +187,26 @@ LATER_BLOCKS += ("encoder.layer.4.", "encoder.layer.5.")
 )
 def test_every_example_config_times_alike_in_both_engines(path):
     # on the configuration's machine, and with a buffer of two of the largest rows and
-    # one-row FIFOs (the channel waits for space, the units for slots)
+    # one-row FIFOs (the channel waits for space, the units for slots); on the tile the
+    # buffer is whole words per bank
     cfg = load_config(path)
+    word = cfg.arch.decoders * cfg.arch.bank_bytes_per_cycle if cfg.arch.is_tile else 1
     for layer in expand(cfg).layers:
         if layer.name.startswith(LATER_BLOCKS):
             continue
+        enc = encode_layer(layer.weights, layer.config)[1]
         work = layer_work(
             layer.name,
-            encode_layer(layer.weights, layer.config)[1],
+            enc,
             bitmap_slice_bits=cfg.arch.bitmap_slice_bits,
             index_units=cfg.arch.index_units,
+            tile=cfg.arch.tile_spec(enc.spec) if cfg.arch.is_tile else None,
         )
         columns = layer.geometry.columns(cfg.arch.batch)
         for p in work.passes:
-            tight = dataclasses.replace(
-                cfg.arch, buffer_bytes=-(-int(p.row_bits.max()) // 4), lane_fifo_rows=1
-            )
+            two_rows = -(-int(p.row_bits.max()) // 4)
+            tight_bytes = -(-two_rows // word) * word
+            tight = dataclasses.replace(cfg.arch, buffer_bytes=tight_bytes, lane_fifo_rows=1)
             for arch in (cfg.arch, tight):
                 timeline, _ = event_timeline(p, arch, columns)
                 fast = pass_timeline(p, arch, columns)

@@ -34,7 +34,13 @@ def block_lines(block: Block) -> list[str]:
         if value != getattr(spec, name):
             allowed += f"; unset, this block takes {value}"
         rows.append((name, default, allowed))
-    lines = [f"  {block.name}: {block.summary}", f"    spec fields ({spec.format_name}):"]
+    lines = [f"  {block.name}: {block.summary}"]
+    if block.formats:
+        lines.append(
+            f"    format = {spec.format_name}: or {', '.join(block.formats)} "
+            "(--spec format=NAME takes its fields)"
+        )
+    lines.append(f"    spec fields ({spec.format_name}):")
     lines += field_lines(rows, "      ")
     if block.params:
         lines.append("    parameters:")

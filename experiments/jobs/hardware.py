@@ -17,16 +17,29 @@ from typing import Any
 from codesign.hw import viterbi_decompressor, viterbi_search
 from codesign.hw.blocks import Block, get_block
 from codesign.limits import Need, check_memory, human
-from codesign.models.specs import Spec, SpecError, parse_spec, spec_items
+from codesign.models.specs import Spec, SpecError, parse_spec, spec_class, spec_items
 
 
 def block_spec(block_name: str, items: list[str] | None) -> tuple[Block, Spec, dict[str, Any]]:
     """Split ``key=value`` items into the block's spec fields and its other parameters
-    (integers); an unknown key names both lists of allowed keys."""
+    (integers); an unknown key names both lists of allowed keys. A block taking several
+    formats (:attr:`~codesign.hw.blocks.Block.formats`) reads ``format=NAME`` first
+    (default: its ``spec_type``'s)."""
     block = get_block(block_name)
-    spec_fields = {f.name for f in dataclasses.fields(block.spec_type)}
+    pairs = spec_items(items)
+    format_name = block.spec_type.format_name
+    if block.formats:
+        chosen = dict(pairs).get("format", format_name)
+        if chosen not in block.formats:
+            raise SpecError(
+                f"block {block_name} format must be one of {', '.join(block.formats)}, "
+                f"got {chosen!r}"
+            )
+        format_name = chosen
+        pairs = [(key, raw) for key, raw in pairs if key != "format"]
+    spec_fields = {f.name for f in dataclasses.fields(spec_class(format_name))}
     fields, params = [], {}
-    for key, raw in spec_items(items):
+    for key, raw in pairs:
         if key in spec_fields:
             fields.append(f"{key}={raw}")
         elif key in block.defaults:
@@ -42,7 +55,7 @@ def block_spec(block_name: str, items: list[str] | None) -> tuple[Block, Spec, d
                 f"{', '.join(sorted(spec_fields))}; parameters: "
                 f"{', '.join(sorted(block.defaults)) or '(none)'}"
             )
-    return block, parse_spec(block.spec_type.format_name, fields), params
+    return block, parse_spec(format_name, fields), params
 
 
 def _viterbi_search_cells(spec: Any, params: Mapping[str, Any]) -> int:

@@ -24,9 +24,11 @@ from codesign.files import drop_corrupt, write_json
 from codesign.limits import check_memory
 from codesign.models.disk_cache import default_cache_dir
 from codesign.models.errors import PrecisionError
+from codesign.models.format import Encoded
 from codesign.models.registry import get_format
+from codesign.models.tile import TileError, TileSpec, check_layer
 from codesign.models.workloads import quantize_kept
-from codesign.sim.arch import Arch
+from codesign.sim.arch import Arch, ConfigError
 from codesign.sim.config import SimConfig
 from codesign.sim.decoders import layer_work
 from codesign.sim.energy import COMPONENTS, load_table
@@ -117,6 +119,19 @@ def check_simulated_layer(layer: SimLayer, arch: Arch) -> None:
             raise PrecisionError(f"layer {layer.name}: {exc}") from None
 
 
+def _layer_tile(arch: Arch, name: str, enc: Encoded) -> TileSpec | None:
+    """The tile a layer runs on when the machine is the RTL tile (its format spec the
+    layer's), checked against the layer (:func:`codesign.models.tile.check_layer`)."""
+    if not arch.is_tile:
+        return None
+    try:
+        tile = arch.tile_spec(enc.spec)
+        check_layer(enc, tile)
+    except TileError as exc:
+        raise ConfigError(f"layer {name} on arch.tile: {exc}") from None
+    return tile
+
+
 def run_config(cfg: SimConfig, synth: bool = True) -> dict[str, Any]:
     """Simulate every layer of ``cfg``: ``{"config", "energy_table", "arch", "layers",
     "side", "skipped", "total"}`` with one :func:`codesign.sim.run.summarize` row per
@@ -139,6 +154,7 @@ def run_config(cfg: SimConfig, synth: bool = True) -> dict[str, Any]:
             enc,
             bitmap_slice_bits=cfg.arch.bitmap_slice_bits,
             index_units=cfg.arch.index_units,
+            tile=_layer_tile(cfg.arch, layer.name, enc),
         )
         result = simulate_layer(
             work,
