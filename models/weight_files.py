@@ -46,6 +46,7 @@ every value keeps its meaning); others as stored.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import fnmatch
 import io
@@ -236,7 +237,7 @@ class _Entry:
         return math.prod(self.shape) * self.raw.itemsize
 
 
-class _Reader:
+class _Reader(abc.ABC):
     """Parses a file's header into entries and reads one entry's values."""
 
     def __init__(self, path: Path) -> None:
@@ -245,11 +246,13 @@ class _Reader:
     def error(self, message: str) -> WeightsError:
         return WeightsError(f"{self.path}: {message}")
 
+    @abc.abstractmethod
     def entries(self) -> list[_Entry]:
-        raise NotImplementedError
+        """Every tensor the header declares, checked against the file."""
 
+    @abc.abstractmethod
     def read(self, entry: _Entry) -> np.ndarray:
-        raise NotImplementedError
+        """The values of ``entry``, read within its declared size."""
 
 
 def _read_exact(stream: BinaryIO, out: np.ndarray) -> int:
