@@ -182,7 +182,7 @@ class SparseTile(wiring.Component):
         m.d.comb += requests.eq(Cat(lane.y.valid for lane in lanes))
         rotated = Signal(t.lanes)
         m.d.comb += rotated.eq(Cat(requests, requests) >> pointer)
-        offset, anyone = lowest_set(rotated)
+        offset, anyone = lowest_set(m, rotated, "arb")
         chosen = Signal(range(t.lanes))
         m.d.comb += chosen.eq((pointer + offset) % t.lanes)
         free = ~y.valid | y.ready

@@ -66,17 +66,24 @@ def lane_write_signature(tile: TileSpec) -> wiring.Signature:
     )
 
 
-def lowest_set(bits: Value) -> tuple[Value, Value]:
+def lowest_set(m: Module, bits: Value, name: str = "ls") -> tuple[Value, Value]:
     """(index of the lowest set bit, any bit set) of ``bits``: a tree of multiplexers
-    over halves (the high half's index when the low half is zero)."""
+    over halves (the high half's index when the low half is zero). Each node's two
+    results are comb signals of ``m`` (named ``name`` + the node's path), so an
+    expression is built once per node, not once per use."""
     width = len(bits)
     if width == 1:
         return Const(0, 1), bits[0]
     half = 1 << ((width - 1).bit_length() - 1)
-    low_index, low_any = lowest_set(bits[:half])
-    high_index, high_any = lowest_set(bits[half:])
-    index = Mux(low_any, low_index, high_index + half)
-    return index[: (width - 1).bit_length()], low_any | high_any
+    low_index, low_any = lowest_set(m, bits[:half], name + "l")
+    high_index, high_any = lowest_set(m, bits[half:], name + "h")
+    index = Signal((width - 1).bit_length(), name=f"{name}_index")
+    anyone = Signal(name=f"{name}_any")
+    m.d.comb += [
+        index.eq(Mux(low_any, low_index, high_index + half)),
+        anyone.eq(low_any | high_any),
+    ]
+    return index, anyone
 
 
 class MacLane(wiring.Component):
@@ -157,7 +164,7 @@ class MacLane(wiring.Component):
             mask_now.eq(Mux(active, work, masks[rslot])),
             rest.eq(mask_now & (mask_now - 1)),
         ]
-        col, nonzero = lowest_set(mask_now)
+        col, nonzero = lowest_set(m, mask_now, "col")
         k_now = Mux(take, 0, k)
         last_b = b == t.batch - 1
         end = Signal()

@@ -310,12 +310,17 @@ async def interrupt_and_reset(
     drivers: dict[str, StreamDriver],
     send: Awaitable[Any],
     max_cycles: int,
+    until: Awaitable[Any] | None = None,
 ) -> None:
-    """Start ``send``, abort every driver after a random 3 … ``max_cycles`` − 1 cycles,
-    reset for 1 … 3 cycles and assert ``out.valid`` is low at the edge after."""
+    """Start ``send``, abort every driver after a random 3 … ``max_cycles`` − 1 cycles
+    (or once ``until`` is done, when given), reset for 1 … 3 cycles and assert
+    ``out.valid`` is low at the edge after."""
     task = cocotb.start_soon(send)
-    for _ in range(bench.rng.randrange(3, max_cycles)):
-        await RisingEdge(bench.clk)
+    if until is not None:
+        await until
+    else:
+        for _ in range(bench.rng.randrange(3, max_cycles)):
+            await RisingEdge(bench.clk)
     for driver in drivers.values():
         driver.abort()
     await task

@@ -18,17 +18,16 @@ from typing import Any
 
 import cocotb
 import numpy as np
+from cocotb.triggers import RisingEdge
 
 from rtl_tests.bench import BenchBase, interrupt_and_reset
-from rtl_tests.streams import StreamDriver
+from rtl_tests.streams import StreamDriver, StreamMonitor
 
 #: Stall probabilities (weight and activation valid low, Y ready low), used in turn.
 STALLS = ((0.3, 0.3), (0.1, 0.6))
-#: Mid-layer resets of the reset test.
-RESETS = 2
-#: Layers the stall and reset tests run: the run's smallest by weight words (the
-#: full-rate test runs every layer).
-STALLED_LAYERS = 3
+#: The reset of a stalled layer comes this many cycles at most (a random number) after
+#: the layer's k-th Y row, k drawn from 0 … m − 1: while the layer is in flight.
+RESET_JITTER = 16
 
 
 @dataclasses.dataclass
@@ -54,7 +53,6 @@ class TileBench(BenchBase):
         self.bits = 0
         with np.load(os.environ["RTL_STIMULI"]) as z:
             self.layers = [self._layer(z, str(name)) for name in z["names"]]
-        self.small = sorted(self.layers, key=lambda layer: len(layer.w))[:STALLED_LAYERS]
 
     def _layer(self, z: Any, name: str) -> Layer:
         mask = (1 << self.act_bits) - 1
@@ -107,6 +105,12 @@ class TileBench(BenchBase):
             )
         self.bits += len(got) * (self.row_bits + self.batch * self.acc_bits)
 
+    async def after_rows(self, monitor: StreamMonitor, rows: int, timeout: int) -> None:
+        """Once ``rows`` Y rows came out, 0 … :data:`RESET_JITTER` − 1 cycles more."""
+        await monitor.wait_for(rows, timeout)
+        for _ in range(self.rng.randrange(RESET_JITTER)):
+            await RisingEdge(self.clk)
+
     async def run(self, layer: Layer, stalls: tuple[float, float] = (0.0, 0.0)):
         """Reset, send ``layer`` and check all its rows; returns the drivers and monitor."""
         drivers, monitor = await self.start_streams(*stalls)
@@ -138,44 +142,35 @@ async def full_rate(dut: Any) -> None:
 
 @cocotb.test()
 async def random_stalls(dut: Any) -> None:
-    """The smallest layers (:data:`STALLED_LAYERS`) under random stalls on the activation
-    and weight streams (valid low) and on Y (ready low), the two settings of
-    :data:`STALLS` in turn: Y exact, and no Y beat dropped or changed while ready is low
-    (the monitor)."""
+    """Every layer under random stalls on the activation and weight streams (valid
+    low) and on Y (ready low), the two settings of :data:`STALLS` in turn, twice: first
+    interrupted by a reset while in flight (:meth:`TileBench.after_rows`: the rows out
+    before it are right, nothing is valid after it), then sent whole: Y exact, and no Y beat dropped
+    or changed while ready is low (the monitor)."""
     bench = TileBench(dut)
     runs = []
-    for k, layer in enumerate(bench.small):
+    for k, layer in enumerate(bench.layers):
         stalls = STALLS[k % len(STALLS)]
-        drivers, monitor = await bench.run(layer, stalls)
+        drivers, monitor = await bench.start_streams(*stalls)
+        m = layer.expected.shape[0]
+        rows = bench.rng.randrange(m)
+        until = bench.after_rows(monitor, rows, 200 * (len(layer.w) + m) + 1000)
+        await interrupt_and_reset(bench, drivers, bench.send(drivers, layer), 0, until)
+        bench.check(monitor.items, layer, f"{layer.name}: before reset", whole=False)
+        rows_before = len(monitor.items)
+        monitor.clear()
+        await bench.send(drivers, layer)
+        await monitor.wait_for(m, 200 * (len(layer.w) + m) + 1000)
+        bench.check(monitor.items, layer, f"{layer.name} after reset, stalls {stalls}")
         runs.append(
             {
                 "layer": layer.name,
                 "valid_stall": stalls[0],
                 "ready_stall": stalls[1],
+                "rows_before_reset": rows_before,
                 "cycles": monitor.cycles[-1] - drivers["w"].accepted[0] + 1,
                 "held_cycles_checked": monitor.held,
             }
         )
         monitor.stop()
     bench.record("random_stalls", {"runs": runs, "bits_compared": bench.bits})
-
-
-@cocotb.test()
-async def reset_mid_layer(dut: Any) -> None:
-    """Reset while a layer streams in under stalls: the rows out before the reset are
-    right, nothing is valid after it, and the next layer then comes out exact."""
-    bench = TileBench(dut)
-    layers = bench.small
-    for k in range(RESETS):
-        interrupted, fresh = layers[k % len(layers)], layers[(k + 1) % len(layers)]
-        drivers, monitor = await bench.start_streams(*STALLS[0])
-        length = len(interrupted.x) + len(interrupted.w)
-        await interrupt_and_reset(bench, drivers, bench.send(drivers, interrupted), length)
-        bench.check(monitor.items, interrupted, f"before reset {k}", whole=False)
-        monitor.clear()
-        await bench.send(drivers, fresh)
-        m = fresh.expected.shape[0]
-        await monitor.wait_for(m, 200 * (len(fresh.w) + m) + 1000)
-        bench.check(monitor.items, fresh, f"after reset {k}")
-        monitor.stop()
-    bench.record("reset_mid_layer", {"resets": RESETS, "bits_compared": bench.bits})
