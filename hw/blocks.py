@@ -97,7 +97,9 @@ class Block:
     needs and the spec leaves unset); ``finish``: the same once the parameters are known
     (the tile completes a CSR spec's widths from its column count); ``formats``: the
     formats whose specs the block takes when it takes several (``--spec format=NAME``;
-    ``spec_type`` is the default's).
+    ``spec_type`` is the default's); ``hierarchical``: the block is made of instances
+    worth counting apart (decoder units, lanes), so its generic synthesis keeps the
+    hierarchy (:mod:`codesign.hw.synth`).
     """
 
     name: str
@@ -114,6 +116,7 @@ class Block:
     complete: Callable[[Any], Spec] = _as_given
     finish: SpecFunction = _finished_as_given
     formats: tuple[str, ...] = ()
+    hierarchical: bool = False
 
     @property
     def defaults(self) -> dict[str, int]:
@@ -273,6 +276,7 @@ BLOCKS: dict[str, Block] = {
             ),
             complete=_tile_default,
             finish=lambda spec, params: tile.tile_of(spec, params).format_spec,
+            hierarchical=True,
             formats=TILE_FORMATS,
         ),
     )

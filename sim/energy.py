@@ -8,7 +8,15 @@ every report prints. Decoder energy is the synthesized block's generic cell coun
 ``decoder_activity`` (fraction of cells toggling per active cycle) ×
 ``cell_toggle_pj`` per active cycle, and its area proxy the same cells ×
 ``cell_area_um2``; a decoder without an RTL block is charged ``estimated_decoder_pj``
-per active cycle and has no area figure.
+per active cycle and has no area figure. On the RTL tile with its synthesis
+(:class:`TileCells`) a decoder unit's cells — its decoder, bank, record and row logic,
+as synthesized inside the tile — replace the per-decoder counts: a unit is charged
+its cells × ``decoder_activity`` × ``cell_toggle_pj`` per cycle any of its decoders is
+busy, the decoder area is the D units' cells × ``cell_area_um2``, and the whole tile's
+logic cells (units, lanes, X memory, dispatcher, output arbiter) × ``cell_area_um2`` plus
+its memory bits × ``sram_bit_area_um2`` (a 45 nm 6T SRAM bit cell, 0.346 µm², Intel
+IEDM 2007; no array periphery) is the machine's area proxy. The lanes'
+multiply-accumulates and the memories stay priced by the actions below.
 
 Actions per pass (columns = columns of X: the batch B times the reuse of
 :mod:`codesign.sim.geometry`; operands = stored values the lanes multiply):
@@ -53,6 +61,7 @@ DEFAULT_TABLE: dict[str, Any] = {
     "cell_toggle_pj": 0.002,
     "decoder_activity": 0.25,
     "cell_area_um2": 1.5,
+    "sram_bit_area_um2": 0.346,
     "estimated_decoder_pj": 0.1,
 }
 
@@ -119,14 +128,50 @@ def sized(table: dict[str, Any], key: str, width: int) -> float:
 
 
 @dataclasses.dataclass(frozen=True)
+class TileCells:
+    """Generic cells of the synthesized RTL tile (:mod:`codesign.hw.tile`, hierarchy
+    kept): ``units`` per decoder unit (its decoder, bank, record and row logic),
+    ``lanes`` per MAC lane (slots, value memory, multiplier, accumulators, output
+    queue) and ``top`` the tile's own (X memory, dispatcher, output arbiter): logic
+    cells (gates and flip-flops); ``memory_bits``: the bits of its memories (banks,
+    value slots, output queues, X), kept as arrays."""
+
+    units: tuple[int, ...]
+    lanes: tuple[int, ...]
+    top: int
+    memory_bits: int
+
+    def area_um2(self, table: dict[str, Any]) -> float:
+        """Logic cells × ``cell_area_um2`` + memory bits × ``sram_bit_area_um2``."""
+        return self.total * table["cell_area_um2"] + self.memory_bits * table["sram_bit_area_um2"]
+
+    @property
+    def total(self) -> int:
+        """Logic cells of the whole tile."""
+        return sum(self.units) + sum(self.lanes) + self.top
+
+    def to_dict(self) -> dict[str, Any]:
+        """The counts as a JSON-ready dict, with the ``total``."""
+        return {
+            "units": list(self.units),
+            "lanes": list(self.lanes),
+            "top": self.top,
+            "total": self.total,
+            "memory_bits": self.memory_bits,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
 class Energy:
     """Energy of a pass in pJ per component of :data:`COMPONENTS`, the actions counted,
-    and the decoder area proxy (generic cells and µm²; ``None`` without RTL)."""
+    and the decoder area proxy (generic cells and µm²; ``None`` without RTL), and on the
+    synthesized tile its cells (:class:`TileCells`)."""
 
     pj: dict[str, float]
     actions: dict[str, float]
     decoder_cells: int | None
     area_um2: float | None
+    tile: TileCells | None = None
 
     @property
     def total_pj(self) -> float:
@@ -142,12 +187,14 @@ def pass_energy(
     cells: dict[str, int],
     columns: int | None = None,
     activation_values: int | None = None,
+    tile: TileCells | None = None,
 ) -> Energy:
     """Energy of pass ``p``. ``value_dtype``: dtype of the stored values (float →
     floating-point MACs); ``cells``: generic cell count per decoder block name (a block
     missing here is charged as a decoder without RTL); ``columns``: columns of X
     (default: the batch); ``activation_values``: input plus output activations of the
-    layer (default: (n + m)·columns)."""
+    layer (default: (n + m)·columns); ``tile``: the synthesized tile's cells, which
+    replace ``cells`` (module docstring)."""
     columns = arch.batch if columns is None else columns
     if activation_values is None:
         activation_values = (p.shape[1] + p.shape[0]) * columns
@@ -165,6 +212,29 @@ def pass_energy(
     act_sram = sized(table, "sram_read_64b_pj", act_bytes) / 64
     write = table["sram_write_factor"]
     act_bits = (macs + outputs * write) * arch.activation_bits
+    actions = {
+        "dram_bits": bits,
+        "weight_sram_bits": bits * 2,
+        "activation_sram_bits": act_bits,
+        "macs": macs,
+    }
+    pj = {
+        "dram": bits / 64 * table["dram_64b_pj"],
+        "sram": bits * (1 + write) * weight_sram + act_bits * act_sram,
+        "mac": macs * mac_pj,
+    }
+    if tile is not None:
+        busy = [use.active_cycles for use in p.decoders]
+        unit_cycles = float(np.maximum.reduce(busy).sum()) if busy else 0.0
+        per_cycle = table["decoder_activity"] * table["cell_toggle_pj"]
+        unit_cells = sum(tile.units)
+        return Energy(
+            pj={**pj, "decoder": unit_cycles * unit_cells / len(tile.units) * per_cycle},
+            actions={**actions, "decoder_active_cycles": unit_cycles},
+            decoder_cells=unit_cells,
+            area_um2=unit_cells * table["cell_area_um2"],
+            tile=tile,
+        )
     decoder_pj, total_cells, active = 0.0, 0, 0.0
     for use in p.decoders:
         cycles = float(use.active_cycles.sum()) * use.copies
@@ -178,19 +248,8 @@ def pass_energy(
             decoder_pj += cycles * table["estimated_decoder_pj"]
     has_rtl = any(use.block in cells for use in p.decoders)
     return Energy(
-        pj={
-            "dram": bits / 64 * table["dram_64b_pj"],
-            "sram": bits * (1 + write) * weight_sram + act_bits * act_sram,
-            "mac": macs * mac_pj,
-            "decoder": decoder_pj,
-        },
-        actions={
-            "dram_bits": bits,
-            "weight_sram_bits": bits * 2,
-            "activation_sram_bits": act_bits,
-            "macs": macs,
-            "decoder_active_cycles": active,
-        },
+        pj={**pj, "decoder": decoder_pj},
+        actions={**actions, "decoder_active_cycles": active},
         decoder_cells=total_cells * arch.decoders if has_rtl else None,
         area_um2=total_cells * arch.decoders * table["cell_area_um2"] if has_rtl else None,
     )

@@ -20,7 +20,7 @@ import numpy as np
 
 from codesign.sim.analytical import estimate_pass
 from codesign.sim.arch import Arch
-from codesign.sim.energy import COMPONENTS, pass_energy, sized
+from codesign.sim.energy import COMPONENTS, TileCells, pass_energy, sized
 from codesign.sim.engine import simulate_pass
 from codesign.sim.geometry import Geometry
 from codesign.sim.timeline import LANE_STATES, PassResult, dram_ticks
@@ -42,7 +42,8 @@ class LayerResult:
     products); ``product_ok``: the lanes' product equals numpy's (exactly for a one-pass
     integer layer, else within max(1e-9, 4 machine epsilons of the reference's dtype) ×
     max |Y| × n); ``wall_s``: seconds
-    the simulation took."""
+    the simulation took; ``tile_cells`` / ``tile_area_um2``: the synthesized tile's
+    cells and their area, when the machine is the RTL tile and was synthesized."""
 
     work: LayerWork
     arch: Arch
@@ -58,6 +59,8 @@ class LayerResult:
     product_error: float
     product_ok: bool
     wall_s: float
+    tile_cells: TileCells | None = None
+    tile_area_um2: float | None = None
 
     @property
     def cycles(self) -> int:
@@ -88,11 +91,14 @@ def simulate_layer(
     seed: int = 0,
     geometry: Geometry | None = None,
     engine: str = "auto",
+    tile_cells: TileCells | None = None,
 ) -> LayerResult:
     """Simulate ``work`` on ``arch``; ``reference`` (m, n) is the matrix its encoding
     stands for (the product check compares with its product computed by numpy);
     ``geometry``: how the layer meets its input (default: fully connected); ``engine``:
-    how the passes are timed (:data:`codesign.sim.engine.ENGINES`)."""
+    how the passes are timed (:data:`codesign.sim.engine.ENGINES`); ``tile_cells``: the
+    synthesized tile's cells, priced instead of ``cells``
+    (:func:`codesign.sim.energy.pass_energy`)."""
     geometry = Geometry() if geometry is None else geometry
     n = work.dense_shape[1]
     inputs = activations(geometry.input_shape(n, arch.batch), arch, seed)
@@ -110,7 +116,7 @@ def simulate_layer(
     for i, p in enumerate(work.passes):
         fed = inputs.size if i == 0 else p.shape[1] * columns
         acts = fed + p.shape[0] * columns
-        energies.append(pass_energy(p, arch, table, value_dtype, cells, columns, acts))
+        energies.append(pass_energy(p, arch, table, value_dtype, cells, columns, acts, tile_cells))
     expect = geometry.reference(reference, inputs, _exact_dtype(reference, inputs))
     error = float(np.max(np.abs(y - expect), initial=0.0))
     scale = float(np.max(np.abs(expect), initial=0.0))
@@ -136,6 +142,8 @@ def simulate_layer(
         product_error=error,
         product_ok=bool(ok),
         wall_s=wall,
+        tile_cells=tile_cells,
+        tile_area_um2=None if tile_cells is None else tile_cells.area_um2(table),
     )
 
 
@@ -208,6 +216,8 @@ def summarize(r: LayerResult) -> dict[str, Any]:
         "pj_per_mac": total_pj / dense_macs if dense_macs else 0.0,
         "decoder_cells": r.decoder_cells,
         "area_um2": r.area_um2,
+        "tile_cells": None if r.tile_cells is None else r.tile_cells.to_dict(),
+        "tile_area_um2": r.tile_area_um2,
         "analytic_cycles": r.estimate_cycles,
         "analytic_bound": r.estimate_bound,
         "gap": gap,
@@ -224,7 +234,7 @@ def summarize(r: LayerResult) -> dict[str, Any]:
 def total(rows: list[dict[str, Any]], arch: Arch) -> dict[str, Any]:
     """The ``summarize`` figures of a whole workload (layers run one after another):
     sums of cycles, time and energy; utilizations and stall fractions weighted by each
-    layer's cycles; the largest decoder area of any layer."""
+    layer's cycles; the largest decoder area (and synthesized tile) of any layer."""
     cycles = sum(r["cycles"] for r in rows)
     seconds = arch.cycles_to_seconds(cycles)
     dense = sum(r["shape"][0] * r["shape"][1] for r in rows)
@@ -253,6 +263,10 @@ def total(rows: list[dict[str, Any]], arch: Arch) -> dict[str, Any]:
     out["decoder_cells"] = max(cells) if cells else None
     areas = [r["area_um2"] for r in rows if r["area_um2"] is not None]
     out["area_um2"] = max(areas) if areas else None
+    tiles = [r for r in rows if r.get("tile_cells") is not None]
+    largest = max(tiles, key=lambda r: r["tile_cells"]["total"], default=None)
+    out["tile_cells"] = None if largest is None else largest["tile_cells"]
+    out["tile_area_um2"] = None if largest is None else largest["tile_area_um2"]
     gap = (
         (cycles - out["analytic_cycles"]) / out["analytic_cycles"] if out["analytic_cycles"] else 0
     )
@@ -296,6 +310,8 @@ def side_row(label: str, bits: int, arch: Arch, table: dict[str, Any]) -> dict[s
         "pj_per_mac": 0.0,
         "decoder_cells": None,
         "area_um2": None,
+        "tile_cells": None,
+        "tile_area_um2": None,
         "analytic_cycles": cycles,
         "analytic_bound": "dram",
         "gap": 0.0,

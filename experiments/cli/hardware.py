@@ -75,7 +75,7 @@ def _progress(line: str) -> None:
 
 
 def run_synth(args: argparse.Namespace) -> int:
-    from codesign.hw.synth import synthesize
+    from codesign.hw.synth import inclusive, synthesize
 
     block, spec, params = block_spec(args.block, args.spec)
     estimate = check_block(block, *block.resolve(spec, params), synth=True)
@@ -93,6 +93,17 @@ def run_synth(args: argparse.Namespace) -> int:
     rows += [["total", stats.total], ["depth (levels)", stats.depth]]
     print(block_line(block.name, stats.spec, stats.params))
     print(render(["cell", "count"], rows))
+    if len(stats.instances) > 1:
+        print(
+            "by instance (each with its sub-instances; top: the top module's own); "
+            "memories kept as arrays, their bits apart"
+        )
+        top = block.module
+        parts = [p for p in stats.instances if p.count("/") == 1]
+        table = [[p, stats.inclusive(p), inclusive(stats.memory_bits, p)] for p in parts]
+        table.append(["top", stats.instances[top], stats.memory_bits.get(top, 0)])
+        table.append(["total", stats.total, inclusive(stats.memory_bits, top)])
+        print(render(["instance", "cells", "memory bits"], table))
     if args.json:
         write_json(args.json, stats.to_dict())
     return 0

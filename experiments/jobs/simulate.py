@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -26,12 +27,13 @@ from codesign.models.disk_cache import default_cache_dir
 from codesign.models.errors import PrecisionError
 from codesign.models.format import Encoded
 from codesign.models.registry import get_format
+from codesign.models.specs import Spec
 from codesign.models.tile import TileError, TileSpec, check_layer
 from codesign.models.workloads import quantize_kept
 from codesign.sim.arch import Arch, ConfigError
 from codesign.sim.config import SimConfig
 from codesign.sim.decoders import layer_work
-from codesign.sim.energy import COMPONENTS, load_table
+from codesign.sim.energy import COMPONENTS, TileCells, load_table
 from codesign.sim.layers import SimLayer, encode_layer, expand
 from codesign.sim.run import STALLS, side_row, simulate_layer, summarize, total
 from codesign.sim.work import DecoderUse, LayerWork
@@ -49,44 +51,75 @@ def _hw_digest() -> str:
 
 def block_cells(use: DecoderUse) -> int:
     """Generic cells of one copy of ``use``'s block (synthesized once, then cached)."""
+    return sum(_synthesized(use.block, use.spec, use.params)["instances"].values())
+
+
+def tile_cells(tile: TileSpec) -> TileCells:
+    """The synthesized cells of ``tile`` (:class:`~codesign.sim.energy.TileCells`;
+    synthesized once, hierarchy and memories kept, then cached)."""
+    from codesign.hw.blocks import get_block
+    from codesign.hw.synth import inclusive
+
+    top = get_block("tile").module
+    found = _synthesized("tile", tile.format_spec, tile.params())
+    instances, memories = found["instances"], found["memory_bits"]
+    return TileCells(
+        units=tuple(inclusive(instances, f"{top}/unit{i}") for i in range(tile.decoders)),
+        lanes=tuple(inclusive(instances, f"{top}/lane{i}") for i in range(tile.lanes)),
+        top=instances.get(top, 0),
+        memory_bits=inclusive(memories, top),
+    )
+
+
+def _synthesized(block_name: str, spec: Spec, params: dict[str, Any]) -> dict[str, Any]:
+    """``{"instances", "memory_bits"}`` of a block's generic synthesis
+    (:class:`~codesign.hw.synth.SynthStats`), from the cache when there (keyed by block,
+    spec, parameters and the hw/ sources), else synthesized — announced on stderr when
+    it is estimated to take over a minute — and stored."""
     from codesign.experiments.jobs.hardware import check_block
     from codesign.hw.blocks import get_block
     from codesign.hw.synth import synthesize
 
     key = json.dumps(
-        {"block": use.block, "spec": use.spec.to_dict(), "params": use.params, "hw": _hw_digest()},
+        {"block": block_name, "spec": spec.to_dict(), "params": params, "hw": _hw_digest()},
         sort_keys=True,
         default=str,
     )
-    path = (
-        default_cache_dir()
-        / "synth"
-        / f"{use.block}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
-    )
-    cached = _cached_cells(path)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    path = default_cache_dir() / "synth" / f"{block_name}-{digest}.json"
+    cached = _cached_synthesis(path)
     if cached is not None:
         return cached
-    block = get_block(use.block)
-    check_block(block, *block.resolve(use.spec, use.params), synth=True)
-    stats = synthesize(use.block, use.spec, **use.params)
-    write_json(path, {"key": json.loads(key), "total": stats.total}, indent=None)
-    return stats.total
+    block = get_block(block_name)
+    warning = check_block(block, *block.resolve(spec, params), synth=True).warning(block_name)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+    stats = synthesize(block_name, spec, **params)
+    found = {"instances": stats.instances, "memory_bits": stats.memory_bits}
+    write_json(path, {"key": json.loads(key), **found}, indent=None)
+    return found
 
 
-def _cached_cells(path: Path) -> int | None:
-    """The cell count stored in the synthesis cache entry ``path``; None when there is
-    none, or when it is unreadable (then it is dropped, and named on stderr)."""
+def _cached_synthesis(path: Path) -> dict[str, Any] | None:
+    """The counts stored in the synthesis cache entry ``path``; None when there is none,
+    or when it is unreadable (then it is dropped, and named on stderr)."""
     try:
-        total = json.loads(path.read_bytes())["total"]
+        entry = json.loads(path.read_bytes())
+        found = {k: entry[k] for k in ("instances", "memory_bits")}
     except FileNotFoundError:
         return None
     except (ValueError, KeyError, TypeError, OSError) as exc:
         drop_corrupt(path, f"{type(exc).__name__}: {exc}")
         return None
-    if isinstance(total, bool) or not isinstance(total, int) or total < 0:
-        drop_corrupt(path, f"total is {total!r}, not a cell count")
-        return None
-    return total
+    for name, counts in found.items():
+        ok = isinstance(counts, dict) and all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts.values()
+        )
+        ok = ok and (bool(counts) or name == "memory_bits")  # a block has an instance
+        if not ok:
+            drop_corrupt(path, f"{name} is {counts!r}, not counts by instance")
+            return None
+    return found
 
 
 def work_cells(work: LayerWork, synth: bool) -> dict[str, int]:
@@ -149,23 +182,25 @@ def run_config(cfg: SimConfig, synth: bool = True) -> dict[str, Any]:
         except PrecisionError as exc:
             raise PrecisionError(f"layer {layer.name}: {exc}") from None
         encode_s = time.perf_counter() - start
+        tile = _layer_tile(cfg.arch, layer.name, enc)
         work = layer_work(
             layer.name,
             enc,
             bitmap_slice_bits=cfg.arch.bitmap_slice_bits,
             index_units=cfg.arch.index_units,
-            tile=_layer_tile(cfg.arch, layer.name, enc),
+            tile=tile,
         )
         result = simulate_layer(
             work,
             reference,
             cfg.arch,
             table,
-            work_cells(work, synth),
+            work_cells(work, synth and tile is None),
             enc.dtype,
             cfg.seed + index,
             layer.geometry,
             cfg.engine,
+            tile_cells(tile) if synth and tile is not None else None,
         )
         row = summarize(result)
         row.update(spec=enc.spec.to_dict(), encode_s=encode_s, reuse=layer.geometry.reuse)
@@ -284,6 +319,7 @@ def render_report(doc: dict[str, Any]) -> str:
     )
     settings = settings_lines(doc["layers"])
     skipped = skipped_lines(doc.get("skipped", []))
+    tile = tile_line(doc["total"])
     return "\n\n".join(
         [
             "\n".join([head, *settings]),
@@ -291,8 +327,26 @@ def render_report(doc: dict[str, Any]) -> str:
             render(perf_header, perf),
             "energy (dense-equivalent pJ per MAC)",
             render(energy_header, energy),
+            *([tile] if tile else []),
             *(["\n".join(skipped)] if skipped else []),
         ]
+    )
+
+
+def tile_line(row: dict[str, Any]) -> str | None:
+    """What the synthesized tile of a row (its ``tile_cells``) is made of and its area;
+    None without one."""
+    cells = row.get("tile_cells")
+    if not cells:
+        return None
+    units, lanes = cells["units"], cells["lanes"]
+    return (
+        f"tile, synthesized (generic cells, memories as arrays): {len(units)} decoder units × "
+        f"{round(sum(units) / len(units)):,} cells + {len(lanes)} lanes × "
+        f"{round(sum(lanes) / len(lanes)):,} + top {cells['top']:,} = {cells['total']:,} "
+        f"logic cells and {cells['memory_bits']:,} memory bits: {row['tile_area_um2']:,.0f} "
+        f"um2 (cells × cell_area_um2 + bits × sram_bit_area_um2); dec cells / dec um2 and "
+        f"the decoder energy are the units' cells"
     )
 
 
