@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup demo test test-all test-rtl formal fuzz lint bench iverilog cxx warm clean shell experiments exp1 exp2 exp3 exp4 exp5 exp6 exp7 exp8 sim-study
+.PHONY: setup demo test test-all test-rtl formal fuzz lint bench iverilog cxx warm clean shell experiments exp1 exp2 exp3 exp4 exp5 exp6 exp7 exp8 sim-study tile-large
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -114,8 +114,13 @@ exp8: setup
 		results/sweeps/exp8_4096 --out results/exp8
 sim-study: setup
 	$(PY) -m codesign.experiments.studies.sim
+# The tile's RTL on larger layers (512x300 at 90 %, 300x300 at 80 %, four formats) as
+# well as `make test`'s, then the agreement table.
+tile-large: setup
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) -m "" rtl_tests/test_tile.py
+	$(PY) -m codesign.experiments.studies.tile
 
-experiments: exp1 exp2 exp3 exp4 exp5 exp6 exp7 exp8 sim-study
+experiments: exp1 exp2 exp3 exp4 exp5 exp6 exp7 exp8 sim-study tile-large
 
 bench: setup
 	$(PY) benchmarks/bench_formats.py

@@ -66,6 +66,8 @@ LAYERS = [
     ({"digits": "fc2"}, 0.8),
     ({"digits": "fc3"}, 0.8),
 ]
+#: Larger layers (``make tile-large``, marked slow): a 512×300 and a 300×300 Gaussian.
+LARGE_LAYERS = [({"synthetic": "512x300"}, 0.9), ({"synthetic": "300x300"}, 0.8)]
 #: Format variants: (format spec, sparsities). The VD hard-wires its comparator
 #: threshold, so each sparsity has its own (its rate threshold); its segment is a row.
 VARIANTS: dict[str, tuple[Spec, tuple[float, ...]]] = {
@@ -100,13 +102,16 @@ def layer_spec(spec: Spec, n: int) -> Spec:
     return spec
 
 
-def variant_layers(variant: str, first_set: bool = True) -> list[TileLayer]:
+def variant_layers(
+    variant: str, first_set: bool = True, chosen: list[tuple[dict[str, str], float]] | None = None
+) -> list[TileLayer]:
     """The layers of a format variant, encoded as `codesign simulate` encodes them: at
-    every sparsity of the variant on the first parameter set, at 90 % on the others."""
+    every sparsity of the variant on the first parameter set, at 90 % on the others
+    (``chosen``: these layers instead, every one)."""
     spec, sparsities = VARIANTS[variant]
     layers = []
-    for source, sparsity in LAYERS:
-        if sparsity not in (sparsities if first_set else (0.9,)):
+    for source, sparsity in LAYERS if chosen is None else chosen:
+        if chosen is None and sparsity not in (sparsities if first_set else (0.9,)):
             continue
         ((_, weights, _),) = load_source(source).layers
         own = layer_spec(spec, weights.shape[1])
@@ -165,8 +170,23 @@ RUNS = [(variant, next(iter(PARAM_SETS))) for variant in VARIANTS] + [
 
 @pytest.mark.parametrize(("variant", "params"), RUNS)
 def test_tile_rtl(variant: str, params: str, tmp_path: Path) -> None:
+    run_tile(variant, params, variant_layers(variant, params == RUNS[0][1]), tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["relative", "csr", "viterbi-t2", "lbi"])
+def test_tile_rtl_large_layers(variant: str, tmp_path: Path) -> None:
+    layers = variant_layers(variant, chosen=LARGE_LAYERS)
+    run_tile(variant, "p8-d4-f1-w4-b2", layers, tmp_path, "large")
+
+
+def run_tile(
+    variant: str, params: str, layers: list[TileLayer], tmp_path: Path, tag: str = ""
+) -> None:
+    """``layers`` through the tile of ``params`` (full rate, then under stalls with a reset
+    mid-layer), Y checked; the simulator must give the full-rate cycles exactly; both go
+    to ``results/rtl/tile_<format>.json`` under ``variant/params[/tag]``."""
     spec, _ = VARIANTS[variant]
-    layers = variant_layers(variant, params == RUNS[0][1])
     tile = TileSpec(format_spec=layers[0].encoded.spec, **{**COMMON, **PARAM_SETS[params]})
     seed = sorted(PARAM_SETS).index(params) * 10 + sorted(VARIANTS).index(variant)
     stimuli = write_stimuli(tmp_path / "stimuli.npz", tile, layers, seed)
@@ -192,7 +212,7 @@ def test_tile_rtl(variant: str, params: str, tmp_path: Path) -> None:
     }
     merge_result(
         f"tile_{spec.format_name}",
-        ("runs", f"{variant}/{params}"),
+        ("runs", "/".join([variant, params, *([tag] if tag else [])])),
         record,
         {"format": spec.format_name},
     )

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tile_machine import TILE_CONFIG
 
 from codesign.experiments.cli.demo import format_doc
 from codesign.experiments.cli.main import main
@@ -252,18 +253,6 @@ def test_compress_documents(tmp_path, capsys, model_file):
     check("compress-document", written, shared)
 
 
-#: A small RTL tile (4 lanes, 2 units, 24 columns) for a 16x24 layer.
-TILE_ARCH = {
-    "lanes": 4,
-    "decoders": 2,
-    "batch": 1,
-    "dram": {"bytes_per_cycle": 8, "latency_cycles": 0},
-    "buffer": {"bytes": 256, "banks": 2, "bank_bytes_per_cycle": 8},
-    "lane_fifo_rows": 2,
-    "tile": {"n_cols": 24},
-}
-
-
 def test_simulate_documents(model_file):
     cfg = {
         "name": "docs",
@@ -282,7 +271,7 @@ def test_simulate_documents(model_file):
     cfg["layers"] = [{"synthetic": "16x24", "format": "relative", "spec": {"r": 3}}]
     with_cells = run_config(parse_config(cfg), synth=True)
     assert with_cells["side"] is None and with_cells["total"]["decoder_cells"] > 0
-    cfg["arch"] = TILE_ARCH
+    cfg["arch"] = TILE_CONFIG["arch"]
     on_tile = run_config(parse_config(cfg), synth=True)
     assert on_tile["total"]["tile_cells"]["total"] > on_tile["total"]["decoder_cells"]
     shared = ("simulated-layer", "simulated-total")

@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+from tile_machine import TILE_CONFIG
 
 from codesign.experiments.jobs import simulate as job
 from codesign.hw import synth
@@ -18,21 +19,6 @@ from codesign.sim.energy import TileCells, load_table, pass_energy
 
 #: A small tile: 2 lanes, 1 unit, 8 columns, 4-byte words, batch 2.
 SMALL = TileSpec(CsrSpec(), lanes=2, decoders=1, n_cols=8, bank_words=16, stream_bytes=4, batch=2)
-#: A tile machine for a 16x24 relative layer (4 lanes, 2 units, 24 columns).
-TILE_CONFIG = {
-    "name": "tile-cost",
-    "arch": {
-        "lanes": 4,
-        "decoders": 2,
-        "batch": 1,
-        "dram": {"bytes_per_cycle": 8, "latency_cycles": 0},
-        "buffer": {"bytes": 256, "banks": 2, "bank_bytes_per_cycle": 8},
-        "lane_fifo_rows": 2,
-        "tile": {"n_cols": 24},
-    },
-    "defaults": {"format": "relative", "spec": {"r": 4}, "sparsity": 0.8, "quantize": 8},
-    "layers": [{"synthetic": "16x24"}],
-}
 
 
 def test_the_tile_is_counted_per_instance_with_its_memories_as_arrays():
