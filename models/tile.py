@@ -33,6 +33,15 @@ are packed from bit 0 of the record up (word k holds record bits k·8W … k·8W
 So a row moves ``row_words`` words through its unit's bank and the stream carries
 ``band_words`` more before it (LBI band records); these, not the encoding's packed bits,
 are what the simulator times on a machine that mirrors the tile.
+
+**Reading a record** (:attr:`TileStream.reads`). A unit reads a row's words from its
+bank one per cycle from the row's start s, and a word's bank slot is free from the
+cycle after its read. A split record (viterbi, lbi) is read without pause: word j at
+s + j. A packed record (relative, csr) passes through a two-word gearbox from which the
+decoder takes one item per cycle from s + 1 (item 0: the count, with relative's first
+entry; then one entry each), so word j + 1 is read at the first cycle t ≥ R(j) + 1 by
+whose end the items taken cover j words of bits: R(0) = s, R(j + 1) = max(R(j) + 1,
+s + 1 + i_j), i_j the first item whose bits end at or beyond j·8W.
 """
 
 from __future__ import annotations
@@ -242,6 +251,24 @@ class _Record:
     def __init__(self) -> None:
         self.value = 0
         self.bits = 0
+        self.ends: list[int] | None = None  # a packed record's item ends (bits)
+
+    def end_item(self) -> None:
+        """A packed record's decoder item ends here (module docstring)."""
+        self.ends = [*(self.ends or []), self.bits]
+
+    def reads(self, word_bits: int) -> list[int]:
+        """Cycles from the row's start to the read of each of its words (module
+        docstring)."""
+        count = max(1, -(-self.bits // word_bits))
+        if self.ends is None:
+            return list(range(count))
+        ends = np.array(self.ends)
+        out = [0]
+        for j in range(count - 1):
+            item = int(np.searchsorted(ends, j * word_bits))  # first end >= j words
+            out.append(max(out[-1] + 1, 1 + item) if j else out[-1] + 1)
+        return out
 
     def put(self, value: int, width: int) -> None:
         self.value |= (int(value) & ((1 << width) - 1)) << self.bits
@@ -265,7 +292,9 @@ class TileStream:
     record; ``band_words`` (m,): words of the band record sent just before the row (LBI,
     first row of each band; else 0); ``weights`` (m, n) int64: the golden decode the
     tile must multiply (``Y = weights @ X``); ``mask`` (m, n) bool: the positions it
-    stores (operands, padding slots of relative included).
+    stores (operands, padding slots of relative included); ``reads`` (Σ row_words,)
+    int64: for every word of the rows' own records, row by row, the cycle of its read
+    counted from the row's start (module docstring).
     """
 
     words: list[int]
@@ -274,6 +303,7 @@ class TileStream:
     band_words: np.ndarray
     weights: np.ndarray
     mask: np.ndarray
+    reads: np.ndarray
 
     @property
     def operands(self) -> np.ndarray:
@@ -285,8 +315,15 @@ class TileStream:
 def check_layer(enc: Encoded, tile: TileSpec) -> None:
     """Raise :class:`TileError` (naming what to change) when ``tile`` cannot take the
     encoded layer: another format or spec, more columns than ``n_cols``, more rows than
-    ``2^row_bits``, values that are not int8, or a Viterbi layer whose segments cross
-    rows."""
+    ``2^row_bits``, values that are not int8, a Viterbi layer whose segments cross
+    rows, or a row record longer than a bank (a unit starts a row only once its whole
+    record is in its bank, so such a row would never start). Builds the layer's stream
+    (:func:`tile_stream`) to measure its records."""
+    tile_stream(enc, tile)
+
+
+def _check_encoding(enc: Encoded, tile: TileSpec) -> None:
+    """The checks of :func:`check_layer` that need no stream."""
     m, n = enc.shape
     if enc.format != tile.format:
         raise TileError(f"the layer is stored in {enc.format}; the tile decodes {tile.format}")
@@ -326,10 +363,13 @@ def _relative_rows(enc: Encoded, tile: TileSpec) -> list[_Record]:
         lo, hi = int(bounds[r]), int(bounds[r + 1])
         rec = _Record()
         rec.put(hi - lo, tile.count_bits)
+        if hi == lo:
+            rec.end_item()
         for e in range(lo, hi):
             gap = pos[e] - r * n if e == lo else gaps[e]
             rec.put(gap, spec.r)
             rec.put(values[e], VALUE_BITS)
+            rec.end_item()
         records.append(rec)
     return records
 
@@ -343,9 +383,11 @@ def _csr_rows(enc: Encoded, tile: TileSpec) -> list[_Record]:
     for r in range(enc.shape[0]):
         rec = _Record()
         rec.put(ptr[r + 1] - ptr[r], spec.ptr_bits)
+        rec.end_item()
         for e in range(ptr[r], ptr[r + 1]):
             rec.put(cols[e], spec.col_bits)
             rec.put(values[e], VALUE_BITS)
+            rec.end_item()
         records.append(rec)
     return records
 
@@ -398,9 +440,9 @@ def _lbi_rows(enc: Encoded, tile: TileSpec, weights, mask) -> tuple[list[_Record
 
 
 def tile_stream(enc: Encoded, tile: TileSpec) -> TileStream:
-    """The weight stream of ``enc`` for ``tile`` (module docstring); :func:`check_layer`
-    first."""
-    check_layer(enc, tile)
+    """The weight stream of ``enc`` for ``tile`` (module docstring); :class:`TileError`
+    as :func:`check_layer` says."""
+    _check_encoding(enc, tile)
     if enc.format == "viterbi" and enc.shape[1] % enc.spec.n_out:
         raise TileError(f"n_out = {enc.spec.n_out} must divide the layer's {enc.shape[1]} columns")
     decoded = get_format(enc.format).decode(enc)
@@ -419,7 +461,9 @@ def tile_stream(enc: Encoded, tile: TileSpec) -> TileStream:
     last: list[bool] = []
     row_words = np.zeros(m, dtype=np.int64)
     band_words = np.zeros(m, dtype=np.int64)
+    reads: list[int] = []
     for r, rec in enumerate(rows):
+        reads += rec.reads(tile.word_bits)
         for target, record in ((band_words, bands.get(r)), (row_words, rec)):
             if record is None:
                 continue
@@ -427,4 +471,12 @@ def tile_stream(enc: Encoded, tile: TileSpec) -> TileStream:
             words += chunk
             last += [False] * (len(chunk) - 1) + [True]
             target[r] = len(chunk)
-    return TileStream(words, last, row_words, band_words, weights, decoded.mask)
+    longest = int(np.argmax(row_words)) if m else 0
+    if m and row_words[longest] > tile.bank_words:
+        raise TileError(
+            f"row {longest}'s record is {row_words[longest]} words of {tile.stream_bytes} "
+            f"bytes, longer than a bank (bank_words = {tile.bank_words}): its unit would "
+            f"never start it; raise bank_words to at least {row_words[longest]}"
+        )
+    reads_array = np.array(reads, dtype=np.int64)
+    return TileStream(words, last, row_words, band_words, weights, decoded.mask, reads_array)

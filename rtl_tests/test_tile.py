@@ -27,14 +27,15 @@ import pytest
 from codesign.experiments.jobs.simulate import run_config
 from codesign.hw.build import write
 from codesign.models.specs import CsrSpec, LbiSpec, RelativeSpec, Spec, ViterbiSpec
-from codesign.models.tile import TileSpec, tile_stream
+from codesign.models.tile import TileSpec, check_layer, tile_stream
 from codesign.sim.arch import tile_arch
 from codesign.sim.config import LayerConfig, SimConfig
 from codesign.sim.layers import encode_layer, load_source
 from rtl_tests.runner import failure_report, merge_result, simulate
 
 #: Tile parameter sets: lanes P, decoder units D, lane FIFO rows, stream bytes W per
-#: beat, batch B and the bank's words (the middle set's banks fill under load).
+#: beat, batch B and the bank's words (the middle set's banks fill under load; the last
+#: set's, 48 words, hold one long record: :func:`test_tile_rtl_skewed_banks`).
 PARAM_SETS = {
     "p4-d2-f2-w8-b1": {"lanes": 4, "decoders": 2, "fifo_rows": 2, "stream_bytes": 8, "batch": 1},
     "p8-d4-f1-w4-b2": {
@@ -51,6 +52,14 @@ PARAM_SETS = {
         "fifo_rows": 3,
         "stream_bytes": 16,
         "batch": 1,
+    },
+    "p2-d2-f2-w4-b1": {
+        "lanes": 2,
+        "decoders": 2,
+        "fifo_rows": 2,
+        "stream_bytes": 4,
+        "batch": 1,
+        "bank_words": 48,
     },
 }
 #: Parameters every set shares: the widest layer (300 columns), rows, banks that hold
@@ -91,8 +100,9 @@ class TileLayer:
 
 
 def layer_name(source: dict[str, str], sparsity: float) -> str:
-    """``fc1@0.9``, ``256x256@0.9``."""
-    return f"{next(iter(source.values()))}@{sparsity:g}"
+    """``fc1@0.9``, ``256x256@0.9``, ``skewed@0.7`` (a weight file: its stem)."""
+    name = Path(source["weights"]).stem if "weights" in source else next(iter(source.values()))
+    return f"{name}@{sparsity:g}"
 
 
 def layer_spec(spec: Spec, n: int) -> Spec:
@@ -180,18 +190,88 @@ def test_tile_rtl_large_layers(variant: str, tmp_path: Path) -> None:
     run_tile(variant, "p8-d4-f1-w4-b2", layers, tmp_path, "large")
 
 
+#: Random machines and layers (:func:`random_machine`): seeds run by `make test`, and
+#: more by `make tile-large` (slow).
+RANDOM_SEEDS = range(12)
+RANDOM_SEEDS_SLOW = range(12, 76)
+
+
+def random_machine(seed: int, tmp_path: Path) -> tuple[str, dict[str, int], list[TileLayer]]:
+    """A random format, layer (16–79 rows × 32–128 columns, each row scaled by 0.01–3 so
+    records differ in length, at 50–90 %) and tile (D 1, 2 or 4, P = D or 2D, 1–3 FIFO
+    rows, 4- or 8-byte words, batch 1–2, banks 0–7 words longer than the longest record:
+    they fill)."""
+    rng = np.random.default_rng(1000 + seed)
+    variant = ["relative", "csr", "lbi", "viterbi-t2"][seed % 4]
+    m, n = int(rng.integers(16, 80)), int(rng.choice([32, 64, 96, 128]))
+    weights = rng.normal(size=(m, n)) * rng.choice([0.01, 0.1, 1.0, 3.0], size=m)[:, None]
+    path = tmp_path / f"random{seed}.npz"
+    np.savez(path, **{"fc.weight": weights.astype(np.float32)})
+    sparsity = 0.9 if variant == "viterbi-t2" else float(rng.choice([0.5, 0.7, 0.9]))
+    layers = variant_layers(variant, chosen=[({"weights": str(path)}, sparsity)])
+    units = int(rng.choice([1, 2, 4]))
+    params = {
+        "lanes": units * int(rng.choice([1, 2])),
+        "decoders": units,
+        "fifo_rows": int(rng.integers(1, 4)),
+        "stream_bytes": int(rng.choice([4, 8])),
+        "batch": int(rng.integers(1, 3)),
+    }
+    probe = TileSpec(format_spec=layers[0].encoded.spec, **{**COMMON, **params})
+    longest = int(tile_stream(layers[0].encoded, probe).row_words.max())
+    params["bank_words"] = max(2, longest + int(rng.integers(0, 8)))
+    return variant, params, layers
+
+
+@pytest.mark.parametrize("seed", RANDOM_SEEDS)
+def test_tile_rtl_random_machines(seed: int, tmp_path: Path) -> None:
+    variant, params, layers = random_machine(seed, tmp_path)
+    run_tile(variant, f"random{seed}", layers, tmp_path, params=params, seed=seed)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", RANDOM_SEEDS_SLOW)
+def test_tile_rtl_more_random_machines(seed: int, tmp_path: Path) -> None:
+    test_tile_rtl_random_machines(seed, tmp_path)
+
+
+@pytest.mark.parametrize("variant", ["relative", "csr"])
+def test_tile_rtl_skewed_banks(variant: str, tmp_path: Path) -> None:
+    """A 64×128 layer whose even rows (unit 0's) are long and odd rows (unit 1's) short,
+    on 48-word banks: unit 0's bank fills while unit 1's stays nearly empty, so the
+    stream stalls on one bank (its records are 34 / 48 words; relative / CSR)."""
+    rng = np.random.default_rng(5)
+    weights = rng.normal(size=(64, 128)).astype(np.float32)
+    weights[1::2] *= 0.01
+    path = tmp_path / "skewed.npz"
+    np.savez(path, **{"fc.weight": weights})
+    layers = variant_layers(variant, chosen=[({"weights": str(path)}, 0.7)])
+    run_tile(variant, "p2-d2-f2-w4-b1", layers, tmp_path, "skewed")
+
+
 def run_tile(
-    variant: str, params: str, layers: list[TileLayer], tmp_path: Path, tag: str = ""
+    variant: str,
+    name: str,
+    layers: list[TileLayer],
+    tmp_path: Path,
+    tag: str = "",
+    params: dict[str, int] | None = None,
+    seed: int | None = None,
 ) -> None:
-    """``layers`` through the tile of ``params`` (full rate, then under stalls with a reset
-    mid-layer), Y checked; the simulator must give the full-rate cycles exactly; both go
-    to ``results/rtl/tile_<format>.json`` under ``variant/params[/tag]``."""
+    """``layers`` through the tile of parameter set ``name`` (``params`` when given; full
+    rate, then under stalls with a reset mid-layer), Y checked; the simulator must give
+    the full-rate cycles exactly; both go to ``results/rtl/tile_<format>.json`` under
+    ``variant/name[/tag]``."""
     spec, _ = VARIANTS[variant]
-    tile = TileSpec(format_spec=layers[0].encoded.spec, **{**COMMON, **PARAM_SETS[params]})
-    seed = sorted(PARAM_SETS).index(params) * 10 + sorted(VARIANTS).index(variant)
+    params = PARAM_SETS[name] if params is None else params
+    tile = TileSpec(format_spec=layers[0].encoded.spec, **{**COMMON, **params})
+    for layer in layers:
+        check_layer(layer.encoded, dataclasses.replace(tile, format_spec=layer.encoded.spec))
+    if seed is None:
+        seed = sorted(PARAM_SETS).index(name) * 10 + sorted(VARIANTS).index(variant)
     stimuli = write_stimuli(tmp_path / "stimuli.npz", tile, layers, seed)
     v_path, json_path = write("tile", tile.format_spec, tmp_path, **tile.params())
-    first = (variant, params) == RUNS[0]
+    first = (variant, name) == RUNS[0]
     env = {"RTL_STIMULI": str(stimuli)}
     run = simulate(v_path, json_path, "rtl_tests.tb_tile", tmp_path, seed, env, not first)
     assert run.failed == 0 and run.tests == COCOTB_TESTS, failure_report(run)
@@ -212,7 +292,7 @@ def run_tile(
     }
     merge_result(
         f"tile_{spec.format_name}",
-        ("runs", "/".join([variant, params, *([tag] if tag else [])])),
+        ("runs", "/".join([variant, name, *([tag] if tag else [])])),
         record,
         {"format": spec.format_name},
     )

@@ -433,6 +433,7 @@ def _tile_pass(name: str, enc: Encoded, opts: _Options, tile: TileSpec) -> Pass:
         band_bits=stream.band_words * tile.word_bits,
         gate_lo=gate_lo,
         gate_hi=gate_hi,
+        reads=stream.reads,
     )
 
 

@@ -60,6 +60,7 @@ from codesign.sim.arch import Arch
 from codesign.sim.recurrence import pass_timeline, recurrence_refusal
 from codesign.sim.timeline import (
     LANE_STATES,
+    Banks,
     PassResult,
     Timeline,
     check_fits,
@@ -93,6 +94,9 @@ class _Machine:
         self.level = 0  # bits in the buffer, counted from the channel's request
         self.space: simpy.Event | None = None  # the channel waits for room for `need` bits
         self.need = 0
+        self.tile = Banks.of(p, arch)
+        self.bank_reads: list[list[int]] = [[] for _ in range(arch.decoders)]
+        self.start_wait: list[simpy.Event | None] = [None] * arch.decoders
         self.banks = simpy.Resource(self.env, arch.buffer_banks)
         if arch.buffer_banks >= arch.decoders:
             self.banks = None  # a bank is always free
@@ -106,6 +110,7 @@ class _Machine:
         self.decoded: list[int | None] = [None] * m
         self.slot, self.start, self.taken, self.done = ([0] * m for _ in range(4))
         self.dram_ticks = 0
+        self.written = [0] * arch.decoders  # words each unit's bank received (tile)
         self.dram_blocked = 0
         self.gate_blocked = 0
 
@@ -130,6 +135,12 @@ class _Machine:
                 if opens > clock:
                     self.gate_blocked += max(0, opens - max(clock, -(-free // per_cycle)))
                     clock = asked = opens
+            if self.tile is not None:
+                free = yield from self._to_bank(r, clock * per_cycle, free, per_bit, per_cycle)
+                self.dram_ticks += self.dram_bits[r] * per_bit
+                self.ready[r] = -(-free // per_cycle) + latency
+                _wake(self.data_wait, r % units)
+                continue
             if bits:
                 if self.level + bits > self.capacity:
                     self.need, self.space = bits, env.event()
@@ -142,6 +153,37 @@ class _Machine:
             self.dram_ticks += self.dram_bits[r] * per_bit
             self.ready[r] = -(-free // per_cycle) + latency
             _wake(self.data_wait, r % units)
+
+    def _to_bank(self, r: int, asked: int, free: int, per_bit: int, per_cycle: int):
+        """Row r's words into its unit's bank of the tile (:class:`Banks`), after its
+        band record: each waits for a slot, free from the cycle after the unit read the
+        word ``capacity`` earlier (waiting for that row's start when it has not started);
+        the tick its transfer ends."""
+        tile, u = self.tile, r % self.arch.decoders
+        at = max(asked, free) + (self.dram_bits[r] - self.bits[r]) * per_bit
+        word = 8 * int(self.arch.bank_bytes_per_cycle) * per_bit
+        reads = self.bank_reads[u]
+        for _ in range(int(tile.words[r])):
+            k = self.written[u]
+            if k >= tile.capacity:
+                while len(reads) <= k - tile.capacity:
+                    self.start_wait[u] = event = self.env.event()
+                    yield event
+                room = (reads[k - tile.capacity] + 1) * per_cycle
+                if room > at:
+                    self.dram_blocked += (room - at) // per_cycle
+                    at = room
+            at += word
+            self.written[u] += 1
+        return at
+
+    def _started(self, r: int, d: int) -> None:
+        """Row r started on unit d: its words' read cycles (on the tile)."""
+        if self.tile is not None:
+            lo, hi = self.tile.read_ptr[r], self.tile.read_ptr[r + 1]
+            start = self.start[r]
+            self.bank_reads[d].extend(start + int(o) for o in self.tile.reads[lo:hi])
+            _wake(self.start_wait, d)
 
     def _free(self, bits: int) -> None:
         self.level -= bits
@@ -161,6 +203,7 @@ class _Machine:
                 # data, slot (held: only this unit takes this lane's slots), work
                 self.slots[lane] -= 1
                 self.slot[r] = self.start[r] = start = max(env.now, ready)
+                self._started(r, d)
                 if start + busy > env.now:
                     yield env.timeout(start + busy - env.now)
             else:
@@ -175,11 +218,13 @@ class _Machine:
                 if request is not None:
                     yield request
                 self.start[r] = env.now
+                self._started(r, d)
                 if busy:
                     yield env.timeout(busy)
                 if request is not None:
                     self.banks.release(request)
-            self._free(self.bits[r])
+            if self.tile is None:
+                self._free(self.bits[r])
             self.decoded[r] = env.now
             _wake(self.row_wait, lane)
             _wake(self.decode_wait, 0)

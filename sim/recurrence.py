@@ -30,7 +30,7 @@ import numpy as np
 from numba import njit
 
 from codesign.sim.arch import Arch
-from codesign.sim.timeline import Timeline, dram_ticks, lane_time, row_busy
+from codesign.sim.timeline import Banks, Timeline, dram_ticks, lane_time, row_busy
 from codesign.sim.work import Pass
 
 _INT64_SAFE = 2**62
@@ -65,6 +65,8 @@ def pass_timeline(p: Pass, arch: Arch, columns: int) -> Timeline:
     ``columns`` columns of X. Only where :func:`recurrence_refusal` is None."""
     per_bit, per_cycle = dram_ticks(arch)
     gate_lo, gate_hi = p.gates
+    banks = Banks.of(p, arch)
+    empty = np.zeros(0, dtype=np.int64)
     *times, ticks, blocked, gated = _timeline(
         np.ascontiguousarray(p.row_bits, dtype=np.int64),
         np.ascontiguousarray(p.dram_bits, dtype=np.int64),
@@ -80,6 +82,11 @@ def pass_timeline(p: Pass, arch: Arch, columns: int) -> Timeline:
         per_bit,
         per_cycle,
         arch.dram_latency_cycles,
+        0 if banks is None else banks.capacity,
+        8 * int(arch.bank_bytes_per_cycle) * per_bit,
+        empty if banks is None else banks.words,
+        empty if banks is None else banks.reads,
+        empty if banks is None else banks.read_ptr,
     )
     return Timeline(*times, int(ticks), int(blocked), int(gated))
 
@@ -100,6 +107,11 @@ def _timeline(
     per_bit,
     per_cycle,
     lag,
+    bank_cap,
+    word_ticks,
+    words,
+    reads,
+    read_ptr,
 ):
     m = bits.size
     ready = np.empty(m, np.int64)
@@ -110,6 +122,15 @@ def _timeline(
     unit_free = np.zeros(units, np.int64)
     lane_free = np.zeros(lanes, np.int64)
     oldest = np.arange(units)  # per unit: its oldest row still in the buffer
+    # the tile's banks (bank_cap > 0): per unit, the read cycle of every word written
+    base = np.zeros(units + 1, np.int64)
+    if bank_cap > 0:
+        for r in range(m):
+            base[r % units + 1] += words[r]
+        for u in range(units):
+            base[u + 1] += base[u]
+    bank_read = np.zeros(base[units], np.int64)
+    written = np.zeros(units, np.int64)
     free = 0
     clock = 0
     level = 0
@@ -124,7 +145,23 @@ def _timeline(
                 gated += max(0, opens - max(asked, -(-free // per_cycle)))
                 asked = opens
         clock = asked
-        if bits[r] > 0:
+        u = r % units
+        first = written[u]
+        if bank_cap > 0:  # word by word into unit u's bank, after the band record
+            at = max(clock * per_cycle, free) + (dram[r] - bits[r]) * per_bit
+            for _ in range(words[r]):
+                k = written[u]
+                if k >= bank_cap:
+                    room = (bank_read[base[u] + k - bank_cap] + 1) * per_cycle
+                    if room > at:
+                        blocked += (room - at) // per_cycle
+                        at = room
+                at += word_ticks
+                written[u] += 1
+            free = at
+            ticks += dram[r] * per_bit
+            ready[r] = -(-free // per_cycle) + lag
+        elif bits[r] > 0:
             while True:
                 for u in range(units):  # free every row decoded by `clock`
                     while oldest[u] < r and decoded[oldest[u]] <= clock:
@@ -138,17 +175,20 @@ def _timeline(
                         nxt = decoded[oldest[u]]
                 clock = nxt
             level += bits[r]
-        if clock > asked and clock * per_cycle > free:
-            blocked += clock - max(asked, -(-free // per_cycle))
-        free = max(clock * per_cycle, free) + dram[r] * per_bit
-        ticks += dram[r] * per_bit
-        ready[r] = -(-free // per_cycle) + lag
+        if bank_cap == 0:
+            if clock > asked and clock * per_cycle > free:
+                blocked += clock - max(asked, -(-free // per_cycle))
+            free = max(clock * per_cycle, free) + dram[r] * per_bit
+            ticks += dram[r] * per_bit
+            ready[r] = -(-free // per_cycle) + lag
         u = r % units
         lane = r % lanes
         s = max(unit_free[u], ready[r])
         if r >= fifo * lanes:
             s = max(s, taken[r - fifo * lanes])
         slot[r] = s
+        for j in range(words[r] if bank_cap > 0 else 0):
+            bank_read[base[u] + first + j] = s + reads[read_ptr[r] + j]
         decoded[r] = s + busy[r]
         unit_free[u] = decoded[r]
         taken[r] = max(lane_free[lane], decoded[r] + latency)

@@ -147,8 +147,42 @@ def dram_ticks(arch: Arch) -> tuple[int, int]:
     return rate.denominator, 8 * rate.numerator
 
 
+@dataclasses.dataclass(frozen=True)
+class Banks:
+    """The tile's buffer (a pass with :attr:`~codesign.sim.work.Pass.reads`): a bank of
+    ``capacity`` words per decoder unit, filled word by word in stream order; ``words``
+    (m,): words of each row's record; ``reads`` and ``read_ptr`` (m + 1,): row r's
+    words are read ``reads[read_ptr[r]:read_ptr[r + 1]]`` cycles after its start."""
+
+    capacity: int
+    words: np.ndarray
+    reads: np.ndarray
+    read_ptr: np.ndarray
+
+    @classmethod
+    def of(cls, p: Pass, arch: Arch) -> Banks | None:
+        """The banks of ``p`` on ``arch`` (None: the abstract machine's pooled buffer)."""
+        if p.reads is None:
+            return None
+        word_bits = 8 * arch.bank_bytes_per_cycle
+        words = (p.row_bits // word_bits).astype(np.int64)
+        ptr = np.zeros(p.rows + 1, dtype=np.int64)
+        np.cumsum(words, out=ptr[1:])
+        capacity = arch.buffer_bytes // (arch.decoders * arch.bank_bytes_per_cycle)
+        return cls(capacity, words, np.asarray(p.reads, dtype=np.int64), ptr)
+
+
 def check_fits(p: Pass, arch: Arch) -> None:
-    """Raise :class:`ConfigError` when one row's compressed data exceeds the buffer."""
+    """Raise :class:`ConfigError` when one row's compressed data exceeds the buffer (on
+    the tile: its unit's bank, :class:`Banks`)."""
+    banks = Banks.of(p, arch)
+    if banks is not None and banks.words.max(initial=0) > banks.capacity:
+        r = int(banks.words.argmax())
+        raise ConfigError(
+            f"row {r} of {p.name} is {int(banks.words[r])} words, more than a bank of "
+            f"{banks.capacity} words (arch.buffer.bytes / arch.decoders); its unit would "
+            f"never start it"
+        )
     largest = int(p.row_bits.max(initial=0))
     need = -(-largest // 8)
     if need > arch.buffer_bytes:

@@ -66,6 +66,12 @@ class Pass:
     records); ``gate_lo``, ``gate_hi`` (m,): the row's transfer may start only
     ``latency`` cycles after every row in ``gate_lo[r]:gate_hi[r]`` is decoded (the band
     buffer it overwrites is free; an empty range: no gate). ``None``: zeros / no gates.
+    And the buffer is a bank per decoder unit filled word by word: ``reads``
+    (Σ row words,) int64, for every word of the rows' records, row by row, the cycle
+    its unit reads it counted from the row's start (a word's bank slot is free from the
+    cycle after; :attr:`codesign.models.tile.TileStream.reads`). ``None``: the abstract
+    machine's buffer, one pool a row's bits occupy from its transfer until it is
+    decoded.
     """
 
     name: str
@@ -82,6 +88,7 @@ class Pass:
     band_bits: np.ndarray | None = None
     gate_lo: np.ndarray | None = None
     gate_hi: np.ndarray | None = None
+    reads: np.ndarray | None = None
 
     @property
     def rows(self) -> int:

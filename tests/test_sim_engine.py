@@ -353,3 +353,83 @@ def test_the_recurrence_refuses_a_machine_where_banks_can_be_short():
     assert simulate_pass(p, arch_of(lanes=8, decoders=4), x).engine == "recurrence"
     with pytest.raises(ValueError, match=r"engine = 'fast'; allowed: auto, event, recurrence"):
         simulate_pass(p, arch, x, engine="fast")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.integers(0, 6),  # operands
+            st.integers(1, 6),  # record words
+            st.integers(0, 12),  # decode cycles
+            st.lists(st.integers(1, 4), min_size=5, max_size=5),  # gaps between reads
+            st.integers(0, 3),  # band words before the row
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    lanes_log=st.integers(0, 2),
+    units_log=st.integers(0, 2),
+    fifo=st.integers(1, 3),
+    spare=st.integers(0, 4),
+    width=st.sampled_from([1, 4, 8]),
+    columns=st.integers(1, 2),
+)
+def test_the_tile_banks_time_alike_in_both_engines(
+    rows, lanes_log, units_log, fifo, spare, width, columns
+):
+    # the tile's banks (Pass.reads): word by word, a slot free after its word's read;
+    # banks from the longest record to 4 words more (the stream waits on them)
+    nnz, words, decode, gaps, bands = zip(*rows, strict=True)
+    lanes = 1 << lanes_log
+    units = 1 << min(units_log, lanes_log)
+    word = 8 * width
+    p = make_pass(nnz, [w * word for w in words], decode, n=16, latency=2)
+    reads = np.concatenate(
+        [np.concatenate([[0], np.cumsum(g[: w - 1])]) for w, g in zip(words, gaps, strict=True)]
+    )
+    band = np.array(bands, dtype=np.int64) * word
+    p = dataclasses.replace(p, reads=reads.astype(np.int64), band_bits=band)
+    arch = Arch(
+        lanes=lanes,
+        decoders=units,
+        buffer_banks=units,
+        buffer_bytes=units * (max(words) + spare) * width,
+        bank_bytes_per_cycle=width,
+        dram_bytes_per_cycle=width,
+        dram_latency_cycles=0,
+        lane_fifo_rows=fifo,
+    )
+    timeline, _ = event_timeline(p, arch, columns)
+    fast = pass_timeline(p, arch, columns)
+    for field in dataclasses.fields(timeline):
+        np.testing.assert_array_equal(getattr(fast, field.name), getattr(timeline, field.name))
+
+
+def test_a_tile_bank_frees_a_word_the_cycle_after_it_is_read():
+    # one unit decoding 10 cycles a row, 2-word records read at start and start + 1,
+    # a 2-word bank: row 1's words go in at 3 and 4 (after row 0's reads at 2 and 3),
+    # row 2's wait for row 1's reads at 12 and 13 (a pooled buffer would hold them
+    # until the rows are decoded: ready 14 and 24)
+    p = dataclasses.replace(make_pass([1] * 3, [128] * 3, [10] * 3), reads=np.array([0, 1] * 3))
+    arch = Arch(
+        lanes=1,
+        decoders=1,
+        buffer_banks=1,
+        buffer_bytes=16,
+        bank_bytes_per_cycle=8,
+        dram_bytes_per_cycle=8,
+        dram_latency_cycles=0,
+        lane_fifo_rows=3,
+    )
+    for timeline in (event_timeline(p, arch, 1)[0], pass_timeline(p, arch, 1)):
+        assert timeline.ready.tolist() == [2, 5, 15]
+        assert timeline.start.tolist() == [2, 12, 22]
+        assert timeline.dram_blocked == 1 + 8
+
+
+def test_a_tile_record_longer_than_its_bank_is_an_error():
+    p = dataclasses.replace(make_pass([1, 1], [64, 192], [1, 1]), reads=np.arange(4))
+    arch = Arch(decoders=1, buffer_banks=1, buffer_bytes=16, bank_bytes_per_cycle=8)
+    with pytest.raises(ConfigError, match=r"row 1 of test is 3 words, more than a bank of 2"):
+        event_timeline(p, arch, 1)

@@ -17,7 +17,7 @@ from codesign.experiments.jobs.hardware import block_spec
 from codesign.experiments.studies.tile import load_rows, render_rows
 from codesign.models.registry import get_format
 from codesign.models.specs import CsrSpec, LbiSpec, RelativeSpec, SpecError, ViterbiSpec
-from codesign.models.tile import VALUE_BITS, TileError, TileSpec, tile_stream
+from codesign.models.tile import VALUE_BITS, TileError, TileSpec, check_layer, tile_stream
 
 
 class _Reader:
@@ -126,6 +126,19 @@ def test_a_layer_the_tile_cannot_take_says_what_to_change():
         tile_stream(enc, TileSpec(n_cols=8))
     with pytest.raises(TileError, match=r"stored in csr; the tile decodes relative"):
         tile_stream(enc, TileSpec(format_spec=RelativeSpec(), n_cols=16))
+    # a unit starts a row only once its whole record is in its bank: a longer record
+    # would hang the tile, so it is refused (row 1: 16 entries of 12 bits + its count)
+    weights[1] = 5
+    enc = get_format("csr").encode(weights, CsrSpec())
+    words = tile_stream(enc, TileSpec(n_cols=16)).row_words
+    assert words.argmax() == 1 and words[1] == -(-(16 + 16 * (4 + 8)) // 64) == 4
+    with pytest.raises(
+        TileError,
+        match=r"row 1's record is 4 words of 8 bytes, longer than a bank \(bank_words = 3\): "
+        r"its unit would never start it; raise bank_words to at least 4",
+    ):
+        check_layer(enc, TileSpec(n_cols=16, bank_words=3))
+    check_layer(enc, TileSpec(n_cols=16, bank_words=4))
 
 
 def test_the_tile_block_takes_a_format():
