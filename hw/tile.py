@@ -25,7 +25,7 @@ hw/, the handoff to the lanes); the units fill the lanes' FIFOs
 the activation memory and multiplies; a round-robin arbiter registers one lane's result
 per cycle onto ``y``.
 
-**Timing** (what :mod:`codesign.sim` models; every stream ready and no bank full): a
+**Timing** (what :mod:`codesign.sim` models, every stream ready): a
 row's record complete in its bank at cycle c may start at c + 1; it occupies its unit
 max(decode cycles, record words) cycles (the format's rule of
 :mod:`codesign.sim.decoders`); its lane may take it :data:`~codesign.models.tile.HANDOFF_CYCLES`
@@ -33,7 +33,10 @@ cycles after the unit is done and multiplies max(1, operands·B) cycles; its res
 on ``y`` by :data:`~codesign.models.tile.OUTPUT_CYCLES` cycles after the lane's last
 multiply-accumulate of the row if the port is free (the port takes one row a cycle,
 lanes finishing together queue for it). An LBI band record waits until every row of the band two
-before has been committed (the band buffer it overwrites).
+before has been committed (the band buffer it overwrites). The stream writes a record
+into its unit's bank word by word while the bank has a free slot; a slot is free from
+the cycle after the unit reads its word (the schedule of
+:attr:`codesign.models.tile.TileStream.reads`), so a full bank holds the stream.
 
 After a synchronous reset every bank, FIFO, lane and the output are empty, X is
 unloaded and the next layer starts with its ``x`` beats; a layer is followed by a reset

@@ -11,6 +11,10 @@ Processes (SimPy; time unit = one clock cycle, every timestamp an integer):
   so a stream of rows costs ⌈Σ bits / (8·bandwidth)⌉ cycles; the bits of a band record
   sent before the row count here but never occupy the buffer) and the row is usable
   ``dram_latency_cycles`` after its end rounded up to a cycle. Requests are pipelined.
+  On the tile (:attr:`~codesign.sim.work.Pass.reads`) the buffer is a bank per unit
+  instead (:class:`~codesign.sim.timeline.Banks`): the row's words go in one a cycle,
+  each when its bank has a slot, free the cycle after the unit read the word that held
+  it (the channel waits for that row's start when it has not started).
 * **Decoder unit** d (rows r ≡ d mod D, in order): waits for the row's data, for a free
   slot in its lane's FIFO and for a buffer bank, then is busy
   max(decode_cycles[r] (+ head_cycles on its first row), ⌈row bytes / bank width⌉)

@@ -19,9 +19,13 @@ timestamp of the :class:`~codesign.sim.timeline.Timeline` the SimPy processes re
   max(1, operands_r · columns).
 
 The rows a unit frees come in its own row order, so the channel finds the next row to
-be freed among the D units' oldest rows. The SimPy processes stay the reference; the
-tests hold the two equal, timestamp for timestamp, on random passes and machines and
-on every example configuration. numba compiles the loop once (cached on disk).
+be freed among the D units' oldest rows. On the tile
+(:class:`~codesign.sim.timeline.Banks`) the request is granted word by word instead:
+word k of unit u's bank at the first cycle after the read of word k − capacity, known
+once that (earlier) row started: start + its read offset. The SimPy processes stay the
+reference; the tests hold the two equal, timestamp for timestamp, on random passes and
+machines (the tile's banks too) and on every example configuration. numba compiles the
+loop once (cached on disk).
 """
 
 from __future__ import annotations
