@@ -103,7 +103,12 @@ TILE_PARAMS: dict[str, tuple[int, int, str]] = {
 
 class TileError(ValueError):
     """A tile parameter or a layer the tile cannot take; the message names the field and
-    the allowed range."""
+    the allowed range. ``field`` / ``least``: the :class:`TileSpec` field too small for
+    the layer and the least value that takes it (None when another change is needed)."""
+
+    def __init__(self, message: str, field: str | None = None, least: int | None = None):
+        super().__init__(message)
+        self.field, self.least = field, least
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,7 +147,8 @@ class TileSpec:
             )
         if self.stream_bytes & (self.stream_bytes - 1):
             raise TileError(
-                f"TileSpec.stream_bytes must be a power of two in 1..64, got {self.stream_bytes}"
+                f"TileSpec.stream_bytes must be a power of two in 1..64, got "
+                f"{self.stream_bytes}; allowed: 1, 2, 4, 8, 16, 32, 64"
             )
         if getattr(self.format_spec, "format_name", None) not in TILE_FORMATS:
             got = getattr(self.format_spec, "format_name", type(self.format_spec).__name__)
@@ -331,7 +337,9 @@ def _check_encoding(enc: Encoded, tile: TileSpec) -> None:
         raise TileError(f"the layer has {n} columns; the tile takes n_cols = {tile.n_cols} at most")
     if m > 1 << tile.row_bits:
         raise TileError(
-            f"the layer has {m} rows; row_bits = {tile.row_bits} counts {1 << tile.row_bits}"
+            f"the layer has {m} rows; row_bits = {tile.row_bits} counts {1 << tile.row_bits}",
+            "row_bits",
+            ceil_log2(m),
         )
     if np.dtype(enc.dtype) != np.int8:
         raise TileError(
@@ -476,7 +484,9 @@ def tile_stream(enc: Encoded, tile: TileSpec) -> TileStream:
         raise TileError(
             f"row {longest}'s record is {row_words[longest]} words of {tile.stream_bytes} "
             f"bytes, longer than a bank (bank_words = {tile.bank_words}): its unit would "
-            f"never start it; raise bank_words to at least {row_words[longest]}"
+            f"never start it; raise bank_words to at least {row_words[longest]}",
+            "bank_words",
+            int(row_words[longest]),
         )
     reads_array = np.array(reads, dtype=np.int64)
     return TileStream(words, last, row_words, band_words, weights, decoded.mask, reads_array)

@@ -51,7 +51,8 @@ class Arch:
     ``bitmap_slice_bits``: mask bits a bitmap decoder emits per cycle;
     ``index_units``: index units of the CSR/BMWM/DARB decoders (column indices formed
     per cycle); ``tile_n_cols``: 0 for the abstract machine, else the machine is the RTL
-    tile with that many columns (module docstring; :meth:`tile_spec`).
+    tile with that many columns (module docstring; :meth:`tile_spec`), and
+    ``tile_row_bits`` the bits of its row index (layers of up to 2^row_bits rows).
     """
 
     clock_ghz: float = 1.0
@@ -69,6 +70,7 @@ class Arch:
     bitmap_slice_bits: int = 64
     index_units: int = 1
     tile_n_cols: int = 0
+    tile_row_bits: int = 16
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -129,7 +131,6 @@ class Arch:
         return TileSpec(
             **{own: getattr(self, field) for own, field in TILE_FIELDS.items()},
             bank_words=self.buffer_bytes // (self.decoders * self.bank_bytes_per_cycle),
-            row_bits=32,
             **extra,
         )
 
@@ -198,6 +199,7 @@ _RANGES: dict[str, tuple[float, float | None]] = {
     "bitmap_slice_bits": (1, None),
     "index_units": (1, None),
     "tile_n_cols": (0, 4096),
+    "tile_row_bits": (1, 32),
 }
 #: The configuration key of each field kept in a group of the YAML ``arch`` mapping.
 NESTED_KEYS = {
@@ -207,6 +209,7 @@ NESTED_KEYS = {
     "buffer_banks": ("buffer", "banks"),
     "bank_bytes_per_cycle": ("buffer", "bank_bytes_per_cycle"),
     "tile_n_cols": ("tile", "n_cols"),
+    "tile_row_bits": ("tile", "row_bits"),
 }
 
 
@@ -218,6 +221,7 @@ TILE_FIELDS = {
     "fifo_rows": "lane_fifo_rows",
     "stream_bytes": "bank_bytes_per_cycle",
     "n_cols": "tile_n_cols",
+    "row_bits": "tile_row_bits",
     "batch": "batch",
     "activation_bits": "activation_bits",
     "accumulator_bits": "accumulator_bits",

@@ -168,7 +168,10 @@ SCHEMA: dict[str, Any] = {
                 "tile": {
                     "type": "object",
                     "additionalProperties": False,
-                    "properties": {"n_cols": {"type": "integer", "minimum": 0, "maximum": 4096}},
+                    "properties": {
+                        "n_cols": {"type": "integer", "minimum": 0, "maximum": 4096},
+                        "row_bits": {"type": "integer", "minimum": 1, "maximum": 32},
+                    },
                 },
             },
         },

@@ -3,20 +3,24 @@ the closed form on balanced layers, bottlenecks named, the `simulate` command.""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
+import re
 
 import numpy as np
 import pytest
 import yaml
+from tile_machine import TILE_CONFIG
 
 from codesign.experiments import CONFIGS
 from codesign.experiments.cli.main import main
+from codesign.experiments.jobs.simulate import run_config
 from codesign.models.registry import FORMATS
 from codesign.models.workloads import synthetic
 from codesign.sim.analytical import estimate_pass
-from codesign.sim.arch import Arch
-from codesign.sim.config import LayerConfig, load_config
+from codesign.sim.arch import Arch, ConfigError
+from codesign.sim.config import LayerConfig, load_config, parse_config
 from codesign.sim.decoders import layer_work
 from codesign.sim.energy import COMPONENTS, load_table
 from codesign.sim.engine import event_timeline
@@ -213,3 +217,34 @@ def test_every_example_config_times_alike_in_both_engines(path):
                 for field in dataclasses.fields(timeline):
                     same = np.array_equal(getattr(fast, field.name), getattr(timeline, field.name))
                     assert same, f"{layer.name}: {field.name} differs on {arch}"
+
+
+@pytest.mark.parametrize(
+    ("arch", "sparsity", "message"),
+    [
+        (
+            {"buffer": {"bytes": 32, "banks": 2, "bank_bytes_per_cycle": 8}},
+            0.3,  # longer records
+            r"layer gaussian16x24 on arch.tile: row \d+'s record is (\d+) words of 8 bytes, "
+            r"longer than a bank \(bank_words = 2\).*; in the configuration: "
+            r"arch.buffer.bytes >= (\d+) for this layer",
+        ),
+        (
+            {"tile": {"n_cols": 24, "row_bits": 3}},
+            0.8,
+            r"the layer has 16 rows; row_bits = 3 counts 8; in the configuration: "
+            r"arch.tile.row_bits >= 4 for this layer",
+        ),
+    ],
+)
+def test_a_layer_the_tile_cannot_take_names_the_key_to_raise(arch, sparsity, message):
+    config = copy.deepcopy(TILE_CONFIG)
+    config["defaults"]["sparsity"] = sparsity
+    config["arch"].update(arch)
+    with pytest.raises(ConfigError, match=message) as info:
+        run_config(parse_config(config), synth=False)
+    found = re.search(message, str(info.value))
+    if found.groups():  # the suggested buffer holds that record in each of the 2 banks
+        assert int(found.group(2)) == int(found.group(1)) * 2 * 8
+        config["arch"]["buffer"]["bytes"] = int(found.group(2))
+        assert run_config(parse_config(config), synth=False)["total"]["product_ok"]

@@ -107,7 +107,10 @@ def test_the_stream_reads_back_to_the_golden_decode(spec, seed, keep, width):
     [
         ({"lanes": 0}, r"TileSpec.lanes must be an integer in 1..64, got 0"),
         ({"lanes": 4, "decoders": 3}, r"decoders = 3 must divide lanes = 4; allowed: 1, 2, 4"),
-        ({"stream_bytes": 3}, r"stream_bytes must be a power of two in 1..64, got 3"),
+        (
+            {"stream_bytes": 3},
+            r"stream_bytes must be a power of two in 1..64, got 3; allowed: 1, 2, 4, 8, 16, 32, 64",
+        ),
         (
             {"format_spec": RelativeSpec(r=16), "stream_bytes": 2},
             r"a relative count and entry is 31 bits, more than a stream word",

@@ -74,8 +74,8 @@ def tile_cells(tile: TileSpec) -> TileCells:
 def _synthesized(block_name: str, spec: Spec, params: dict[str, Any]) -> dict[str, Any]:
     """``{"instances", "memory_bits"}`` of a block's generic synthesis
     (:class:`~codesign.hw.synth.SynthStats`), from the cache when there (keyed by block,
-    spec, parameters and the hw/ sources), else synthesized — announced on stderr when
-    it is estimated to take over a minute — and stored."""
+    spec, parameters and the hw/ sources), else synthesized — announced on stderr (with
+    the estimate when it may take over a minute) — and stored."""
     from codesign.experiments.jobs.hardware import check_block
     from codesign.hw.blocks import get_block
     from codesign.hw.synth import synthesize
@@ -92,8 +92,12 @@ def _synthesized(block_name: str, spec: Spec, params: dict[str, Any]) -> dict[st
         return cached
     block = get_block(block_name)
     warning = check_block(block, *block.resolve(spec, params), synth=True).warning(block_name)
-    if warning:
-        print(warning, file=sys.stderr, flush=True)
+    print(
+        warning
+        or f"note: synthesizing block {block_name} for its cells (once: cached in {path.parent})",
+        file=sys.stderr,
+        flush=True,
+    )
     stats = synthesize(block_name, spec, **params)
     found = {"instances": stats.instances, "memory_bits": stats.memory_bits}
     write_json(path, {"key": json.loads(key), **found}, indent=None)
@@ -161,7 +165,14 @@ def _layer_tile(arch: Arch, name: str, enc: Encoded) -> TileSpec | None:
         tile = arch.tile_spec(enc.spec)
         check_layer(enc, tile)
     except TileError as exc:
-        raise ConfigError(f"layer {name} on arch.tile: {exc}") from None
+        key = {"bank_words": "arch.buffer.bytes", "row_bits": "arch.tile.row_bits"}
+        hint = ""
+        if exc.field in key and exc.least is not None:
+            least = exc.least
+            if exc.field == "bank_words":  # a bank per unit, words of the stream's width
+                least *= arch.decoders * arch.bank_bytes_per_cycle
+            hint = f"; in the configuration: {key[exc.field]} >= {least} for this layer"
+        raise ConfigError(f"layer {name} on arch.tile: {exc}{hint}") from None
     return tile
 
 
@@ -339,14 +350,17 @@ def tile_line(row: dict[str, Any]) -> str | None:
     cells = row.get("tile_cells")
     if not cells:
         return None
-    units, lanes = cells["units"], cells["lanes"]
+
+    def part(counts: list[int], what: str) -> str:
+        spread = f"{min(counts):,}" + (f"–{max(counts):,}" if max(counts) > min(counts) else "")
+        return f"{len(counts)} {what} {sum(counts):,} ({spread} each)"
+
     return (
-        f"tile, synthesized (generic cells, memories as arrays): {len(units)} decoder units × "
-        f"{round(sum(units) / len(units)):,} cells + {len(lanes)} lanes × "
-        f"{round(sum(lanes) / len(lanes)):,} + top {cells['top']:,} = {cells['total']:,} "
-        f"logic cells and {cells['memory_bits']:,} memory bits: {row['tile_area_um2']:,.0f} "
-        f"um2 (cells × cell_area_um2 + bits × sram_bit_area_um2); dec cells / dec um2 and "
-        f"the decoder energy are the units' cells"
+        f"tile, synthesized (generic cells, memories as arrays): "
+        f"{part(cells['units'], 'decoder units')} + {part(cells['lanes'], 'lanes')} + top "
+        f"{cells['top']:,} = {cells['total']:,} logic cells and {cells['memory_bits']:,} "
+        f"memory bits: {row['tile_area_um2']:,.0f} um2 (cells × cell_area_um2 + bits × "
+        f"sram_bit_area_um2); dec cells / dec um2 and the decoder energy are the units' cells"
     )
 
 
