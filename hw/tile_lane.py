@@ -29,6 +29,7 @@ from amaranth.hdl import Array, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from codesign.hw.select import word
 from codesign.models.tile import VALUE_BITS, TileSpec
 
 #: Row results a lane holds for the output port.
@@ -196,10 +197,8 @@ class MacLane(wiring.Component):
             s1.extra["byte"].eq(k_now[:shift] if shift else 0),
             s1_end.eq(end),
         ]
-        value = (
-            vrd.data.word_select(s1.extra["byte"], VALUE_BITS) if shift else vrd.data
-        ).as_signed()
-        activation = self.x_data.word_select(s1.b, t.activation_bits).as_signed()
+        value = (word(vrd.data, s1.extra["byte"], VALUE_BITS) if shift else vrd.data).as_signed()
+        activation = word(self.x_data, s1.b, t.activation_bits).as_signed()
         product_width = VALUE_BITS + t.activation_bits
         s2 = _Stage(m, "s2", t, {"product": signed(product_width)})
         m.d.sync += [

@@ -42,6 +42,7 @@ from amaranth.lib.wiring import In, Out
 from codesign.hw.binary_index_decoder import BinaryIndexDecoder
 from codesign.hw.csr_decoder import CsrDecoder
 from codesign.hw.relative_decoder import RelativeDecoder
+from codesign.hw.select import word
 from codesign.hw.tile_lane import lane_write_signature, value_words
 from codesign.hw.viterbi_decompressor import ViterbiDecompressor
 from codesign.models.tile import VALUE_BITS, TileSpec
@@ -344,8 +345,8 @@ class DecoderUnit(wiring.Component):
         band_bits_now = Signal(band_bits(t))
         tiles = Signal(self.tile_bits)
         m.d.comb += [
-            band_bits_now.eq(self.iz_bands[band_now]),
-            tiles.eq(band_bits_now.word_select(tile_now, self.tile_bits)),
+            band_bits_now.eq(Mux(band_now, self.iz_bands[1], self.iz_bands[0])),
+            tiles.eq(word(band_bits_now, tile_now, self.tile_bits)),
         ]
         m.d.comb += [
             dec.iz.valid.eq(offered),

@@ -81,6 +81,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from codesign.hw import protocol
+from codesign.hw.select import select
 from codesign.hw.viterbi_decompressor import input_layout as vd_input_layout
 from codesign.hw.viterbi_decompressor import tap_vector_parts
 from codesign.models.specs import ViterbiSpec
@@ -308,14 +309,6 @@ def _lowest_set(flags: list[Any]) -> tuple[Any, Any]:
     return items[0]
 
 
-def _select(items: list[Any], index: Any) -> Any:
-    """``items[index]`` for a power-of-two number of equally wide items: a balanced tree
-    of two-way multiplexers, bit k of ``index`` choosing at level k."""
-    for k in range(len(items).bit_length() - 1):
-        items = [Mux(index[k], items[j + 1], items[j]) for j in range(0, len(items), 2)]
-    return items[0]
-
-
 class ViterbiSearch(wiring.Component):
     """The Viterbi search of ``spec`` (``threshold`` set) on ``score_bits``-bit scores,
     segments of at most ``max_segment`` steps (see the module docstring for the datapath
@@ -448,7 +441,7 @@ class ViterbiSearch(wiring.Component):
         _, end_state = _lowest_set([v == 0 for v in pm])
         current = Signal(n_ff)
         m.d.comb += current.eq(Mux(trace_first, end_state, tb_state))
-        x = Cat(current, _select([word[s * n_in : (s + 1) * n_in] for s in range(states)], current))
+        x = Cat(current, select([word[s * n_in : (s + 1) * n_in] for s in range(states)], current))
         reads = []
         for b in range(2):
             buffer = memory.Memory(shape=n_in, depth=depth, init=[])

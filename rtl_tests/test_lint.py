@@ -5,8 +5,9 @@ Verilator's default lint (``--lint-only``) must pass with no warning at all; wit
 ``-Wall`` only the kinds Amaranth's output cannot avoid may remain (docs/hardware.md
 names and explains them): ``PROCASSINIT`` (registers declared with their initial value)
 and ``UNUSEDSIGNAL`` (unused top bits of an arithmetic result, an alias wire of bits
-read under another name, a tap or flag the parameter set does not use). The counts go
-to ``results/rtl/lint.json``.
+read under another name, a tap or flag the parameter set does not use), and for the
+tile, whose instances are modules of one file, ``DECLFILENAME``. The counts go to
+``results/rtl/lint.json``.
 """
 
 from __future__ import annotations
@@ -20,18 +21,22 @@ from typing import Any
 import pytest
 
 from codesign.hw.build import write
+from codesign.models.tile import TileSpec
 from rtl_tests import (
     test_binary_index_decoder,
     test_formal,
     test_relative,
+    test_tile,
     test_viterbi_decompressor,
     test_viterbi_search,
     test_xor_decoder,
 )
 from rtl_tests.runner import merge_result, verilator
 
-#: The -Wall warning kinds the generated Verilog may show.
+#: The -Wall warning kinds the generated Verilog may show (and a block of several
+#: modules in one file, the tile: its submodules' names differ from the file's).
 ALLOWED_WALL = {"PROCASSINIT", "UNUSEDSIGNAL"}
+ALLOWED_WALL_MODULES = ALLOWED_WALL | {"DECLFILENAME"}
 
 
 def _sets() -> dict[str, tuple[str, Any, dict[str, Any]]]:
@@ -47,6 +52,10 @@ def _sets() -> dict[str, tuple[str, Any, dict[str, Any]]]:
             spec, params = entry if isinstance(entry, tuple) else (entry, {})
             sets[f"{block}-{name}"] = (block, spec, params)
     sets.update({f"formal-{name}": entry for name, entry in test_formal.PARAM_SETS.items()})
+    for variant, name in test_tile.RUNS:  # every format, every parameter set of the tile
+        spec = test_tile.layer_spec(test_tile.VARIANTS[variant][0], 256)
+        tile = TileSpec(format_spec=spec, **{**test_tile.COMMON, **test_tile.PARAM_SETS[name]})
+        sets[f"tile-{variant}-{name}"] = ("tile", tile.format_spec, tile.params())
     return sets
 
 
@@ -68,5 +77,6 @@ def test_verilator_lint(name: str, tmp_path: Path) -> None:
     code, warnings = lint(v_path)
     assert code == 0 and not warnings, f"default lint: exit {code}, {dict(warnings)}"
     _, wall = lint(v_path, "-Wall")
-    assert set(wall) <= ALLOWED_WALL, f"-Wall kinds {sorted(set(wall) - ALLOWED_WALL)}"
+    allowed = ALLOWED_WALL_MODULES if block == "tile" else ALLOWED_WALL
+    assert set(wall) <= allowed, f"-Wall kinds {sorted(set(wall) - allowed)}"
     merge_result("lint", (name,), {"default_exit": code, "default_warnings": 0, "wall": dict(wall)})
