@@ -243,7 +243,9 @@ class DecoderUnit(wiring.Component):
         if split:
             m.d.comb += [
                 vwr_en.eq(d_value),
-                vwr_addr.eq(d_j - self.index_words),
+                # the value word's index: d_j >= index_words here; unsigned, so the
+                # address is zero- (not sign-) extended
+                vwr_addr.eq((d_j - self.index_words).as_unsigned()),
                 vwr_data.eq(brd.data),
                 vwr_be.eq(-1),
             ]

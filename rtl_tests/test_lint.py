@@ -80,3 +80,14 @@ def test_verilator_lint(name: str, tmp_path: Path) -> None:
     allowed = ALLOWED_WALL_MODULES if block == "tile" else ALLOWED_WALL
     assert set(wall) <= allowed, f"-Wall kinds {sorted(set(wall) - allowed)}"
     merge_result("lint", (name,), {"default_exit": code, "default_warnings": 0, "wall": dict(wall)})
+
+
+@pytest.mark.parametrize("seed", test_tile.RANDOM_SEEDS)
+def test_verilator_lint_random_tiles(seed: int, tmp_path: Path) -> None:
+    """The tiles of the random machines (:func:`rtl_tests.test_tile.random_machine`) pass
+    the default lint too: several units, lanes, split formats and small banks."""
+    variant, params, layers = test_tile.random_machine(seed, tmp_path)
+    tile = TileSpec(format_spec=layers[0].encoded.spec, **{**test_tile.COMMON, **params})
+    v_path, _ = write("tile", tile.format_spec, tmp_path, **tile.params())
+    code, warnings = lint(v_path)
+    assert code == 0 and not warnings, f"{variant} {params}: exit {code}, {dict(warnings)}"
