@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -97,9 +98,9 @@ class SynthStats:
     ``instances``: cells by instance path (the top module's name for its own cells,
     ``"sparse_tile/unit0"``, ``"sparse_tile/unit0/decoder"``), each without its
     sub-instances' cells, summing to ``total`` (one entry, the top, for a flattened
-    block); ``memory_bits``: bits
-    of the memories kept as arrays, by instance path (a hierarchical block's; its
-    ``cells`` and ``total`` then count the logic around them, not the arrays).
+    block); ``memory_bits``: bits of the memories kept as arrays, by instance path (a
+    hierarchical block's; its ``cells`` and ``total`` then count the logic around them,
+    not the arrays).
     """
 
     block: str
@@ -240,14 +241,12 @@ def synthesize(
     )
     own, memories, depth = run_yosys(text, sidecar["top"], progress, hierarchy)
     say(f"synth {block_name}: done in {time.monotonic() - started:.0f} s")
-    raw: dict[str, int] = {}
+    raw: Counter[str] = Counter()
     for counts in own.values():
-        for cell_type, count in counts.items():
-            raw[cell_type] = raw.get(cell_type, 0) + count
-    cells: dict[str, int] = {}
+        raw.update(counts)
+    cells: Counter[str] = Counter()
     for cell_type, count in raw.items():
-        name = normalise_cell(cell_type)
-        cells[name] = cells.get(name, 0) + count
+        cells[normalise_cell(cell_type)] += count
     return SynthStats(
         block=block_name,
         spec=sidecar["spec"],

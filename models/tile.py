@@ -261,20 +261,19 @@ class _Record:
 
     def end_item(self) -> None:
         """A packed record's decoder item ends here (module docstring)."""
-        self.ends = [*(self.ends or []), self.bits]
+        if self.ends is None:
+            self.ends = []
+        self.ends.append(self.bits)
 
-    def reads(self, word_bits: int) -> list[int]:
+    def reads(self, word_bits: int) -> np.ndarray:
         """Cycles from the row's start to the read of each of its words (module
-        docstring)."""
+        docstring): R(j) − j is the running maximum of i_(j−1) − (j − 1), as i_0 = 0."""
         count = max(1, -(-self.bits // word_bits))
         if self.ends is None:
-            return list(range(count))
-        ends = np.array(self.ends)
-        out = [0]
-        for j in range(count - 1):
-            item = int(np.searchsorted(ends, j * word_bits))  # first end >= j words
-            out.append(max(out[-1] + 1, 1 + item) if j else out[-1] + 1)
-        return out
+            return np.arange(count)
+        firsts = np.searchsorted(self.ends, np.arange(count - 1) * word_bits)  # i_j
+        lag = np.maximum.accumulate(np.concatenate([[0], firsts - np.arange(count - 1)]))
+        return lag + np.arange(count)
 
     def put(self, value: int, width: int) -> None:
         self.value |= (int(value) & ((1 << width) - 1)) << self.bits
@@ -469,9 +468,9 @@ def tile_stream(enc: Encoded, tile: TileSpec) -> TileStream:
     last: list[bool] = []
     row_words = np.zeros(m, dtype=np.int64)
     band_words = np.zeros(m, dtype=np.int64)
-    reads: list[int] = []
+    reads: list[np.ndarray] = []
     for r, rec in enumerate(rows):
-        reads += rec.reads(tile.word_bits)
+        reads.append(rec.reads(tile.word_bits))
         for target, record in ((band_words, bands.get(r)), (row_words, rec)):
             if record is None:
                 continue
@@ -488,5 +487,5 @@ def tile_stream(enc: Encoded, tile: TileSpec) -> TileStream:
             "bank_words",
             int(row_words[longest]),
         )
-    reads_array = np.array(reads, dtype=np.int64)
-    return TileStream(words, last, row_words, band_words, weights, decoded.mask, reads_array)
+    read_cycles = np.concatenate(reads).astype(np.int64) if reads else np.zeros(0, np.int64)
+    return TileStream(words, last, row_words, band_words, weights, decoded.mask, read_cycles)

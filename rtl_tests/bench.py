@@ -309,7 +309,7 @@ async def interrupt_and_reset(
     bench: BenchBase,
     drivers: dict[str, StreamDriver],
     send: Awaitable[Any],
-    max_cycles: int,
+    max_cycles: int = 0,
     until: Awaitable[Any] | None = None,
 ) -> None:
     """Start ``send``, abort every driver after a random 3 … ``max_cycles`` − 1 cycles

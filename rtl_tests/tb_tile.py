@@ -155,7 +155,7 @@ async def random_stalls(dut: Any) -> None:
         m = layer.expected.shape[0]
         rows = bench.rng.randrange(m)
         until = bench.after_rows(monitor, rows, 200 * (len(layer.w) + m) + 1000)
-        await interrupt_and_reset(bench, drivers, bench.send(drivers, layer), 0, until)
+        await interrupt_and_reset(bench, drivers, bench.send(drivers, layer), until=until)
         bench.check(monitor.items, layer, f"{layer.name}: before reset", whole=False)
         rows_before = len(monitor.items)
         monitor.clear()

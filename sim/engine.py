@@ -98,7 +98,7 @@ class _Machine:
         self.level = 0  # bits in the buffer, counted from the channel's request
         self.space: simpy.Event | None = None  # the channel waits for room for `need` bits
         self.need = 0
-        self.tile = Banks.of(p, arch)
+        self.tile_banks = Banks.of(p, arch)
         self.bank_reads: list[list[int]] = [[] for _ in range(arch.decoders)]
         self.start_wait: list[simpy.Event | None] = [None] * arch.decoders
         self.banks = simpy.Resource(self.env, arch.buffer_banks)
@@ -139,7 +139,7 @@ class _Machine:
                 if opens > clock:
                     self.gate_blocked += max(0, opens - max(clock, -(-free // per_cycle)))
                     clock = asked = opens
-            if self.tile is not None:
+            if self.tile_banks is not None:
                 free = yield from self._to_bank(r, clock * per_cycle, free, per_bit, per_cycle)
                 self.dram_ticks += self.dram_bits[r] * per_bit
                 self.ready[r] = -(-free // per_cycle) + latency
@@ -163,9 +163,9 @@ class _Machine:
         band record: each waits for a slot, free from the cycle after the unit read the
         word ``capacity`` earlier (waiting for that row's start when it has not started);
         the tick its transfer ends."""
-        tile, u = self.tile, r % self.arch.decoders
+        tile, u = self.tile_banks, r % self.arch.decoders
         at = max(asked, free) + (self.dram_bits[r] - self.bits[r]) * per_bit
-        word = 8 * int(self.arch.bank_bytes_per_cycle) * per_bit
+        word = tile.word_bits * per_bit
         reads = self.bank_reads[u]
         for _ in range(int(tile.words[r])):
             k = self.written[u]
@@ -183,10 +183,10 @@ class _Machine:
 
     def _started(self, r: int, d: int) -> None:
         """Row r started on unit d: its words' read cycles (on the tile)."""
-        if self.tile is not None:
-            lo, hi = self.tile.read_ptr[r], self.tile.read_ptr[r + 1]
-            start = self.start[r]
-            self.bank_reads[d].extend(start + int(o) for o in self.tile.reads[lo:hi])
+        if self.tile_banks is not None:
+            tile = self.tile_banks
+            lo, hi = tile.read_ptr[r], tile.read_ptr[r + 1]
+            self.bank_reads[d].extend(self.start[r] + int(o) for o in tile.reads[lo:hi])
             _wake(self.start_wait, d)
 
     def _free(self, bits: int) -> None:
@@ -227,7 +227,7 @@ class _Machine:
                     yield env.timeout(busy)
                 if request is not None:
                     self.banks.release(request)
-            if self.tile is None:
+            if self.tile_banks is None:
                 self._free(self.bits[r])
             self.decoded[r] = env.now
             _wake(self.row_wait, lane)

@@ -87,7 +87,7 @@ def pass_timeline(p: Pass, arch: Arch, columns: int) -> Timeline:
         per_cycle,
         arch.dram_latency_cycles,
         0 if banks is None else banks.capacity,
-        8 * int(arch.bank_bytes_per_cycle) * per_bit,
+        0 if banks is None else banks.word_bits * per_bit,
         empty if banks is None else banks.words,
         empty if banks is None else banks.reads,
         empty if banks is None else banks.read_ptr,

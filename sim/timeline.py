@@ -150,11 +150,13 @@ def dram_ticks(arch: Arch) -> tuple[int, int]:
 @dataclasses.dataclass(frozen=True)
 class Banks:
     """The tile's buffer (a pass with :attr:`~codesign.sim.work.Pass.reads`): a bank of
-    ``capacity`` words per decoder unit, filled word by word in stream order; ``words``
-    (m,): words of each row's record; ``reads`` and ``read_ptr`` (m + 1,): row r's
-    words are read ``reads[read_ptr[r]:read_ptr[r + 1]]`` cycles after its start."""
+    ``capacity`` words of ``word_bits`` bits per decoder unit, filled word by word in
+    stream order; ``words`` (m,): words of each row's record; ``reads`` and ``read_ptr``
+    (m + 1,): row r's words are read ``reads[read_ptr[r]:read_ptr[r + 1]]`` cycles after
+    its start."""
 
     capacity: int
+    word_bits: int
     words: np.ndarray
     reads: np.ndarray
     read_ptr: np.ndarray
@@ -169,7 +171,7 @@ class Banks:
         ptr = np.zeros(p.rows + 1, dtype=np.int64)
         np.cumsum(words, out=ptr[1:])
         capacity = arch.buffer_bytes // (arch.decoders * arch.bank_bytes_per_cycle)
-        return cls(capacity, words, np.asarray(p.reads, dtype=np.int64), ptr)
+        return cls(capacity, word_bits, words, np.asarray(p.reads, dtype=np.int64), ptr)
 
 
 def check_fits(p: Pass, arch: Arch) -> None:

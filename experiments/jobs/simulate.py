@@ -11,11 +11,13 @@ once from DRAM, :func:`codesign.sim.run.side_row`) and its skipped tensors are l
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +27,9 @@ from codesign.files import drop_corrupt, write_json
 from codesign.limits import check_memory
 from codesign.models.disk_cache import default_cache_dir
 from codesign.models.errors import PrecisionError
-from codesign.models.format import Encoded
 from codesign.models.registry import get_format
 from codesign.models.specs import Spec
-from codesign.models.tile import TileError, TileSpec, check_layer
+from codesign.models.tile import TileError, TileSpec
 from codesign.models.workloads import quantize_kept
 from codesign.sim.arch import Arch, ConfigError
 from codesign.sim.config import SimConfig
@@ -156,14 +157,13 @@ def check_simulated_layer(layer: SimLayer, arch: Arch) -> None:
             raise PrecisionError(f"layer {layer.name}: {exc}") from None
 
 
-def _layer_tile(arch: Arch, name: str, enc: Encoded) -> TileSpec | None:
-    """The tile a layer runs on when the machine is the RTL tile (its format spec the
-    layer's), checked against the layer (:func:`codesign.models.tile.check_layer`)."""
-    if not arch.is_tile:
-        return None
+@contextlib.contextmanager
+def _on_tile(arch: Arch, name: str) -> Iterator[None]:
+    """A :class:`~codesign.models.tile.TileError` of layer ``name`` on the RTL tile
+    (from its spec, or from its stream: :func:`codesign.models.tile.check_layer`) as a
+    :class:`ConfigError` naming the layer and the configuration key to raise."""
     try:
-        tile = arch.tile_spec(enc.spec)
-        check_layer(enc, tile)
+        yield
     except TileError as exc:
         key = {"bank_words": "arch.buffer.bytes", "row_bits": "arch.tile.row_bits"}
         hint = ""
@@ -173,7 +173,6 @@ def _layer_tile(arch: Arch, name: str, enc: Encoded) -> TileSpec | None:
                 least *= arch.decoders * arch.bank_bytes_per_cycle
             hint = f"; in the configuration: {key[exc.field]} >= {least} for this layer"
         raise ConfigError(f"layer {name} on arch.tile: {exc}{hint}") from None
-    return tile
 
 
 def run_config(cfg: SimConfig, synth: bool = True) -> dict[str, Any]:
@@ -193,14 +192,15 @@ def run_config(cfg: SimConfig, synth: bool = True) -> dict[str, Any]:
         except PrecisionError as exc:
             raise PrecisionError(f"layer {layer.name}: {exc}") from None
         encode_s = time.perf_counter() - start
-        tile = _layer_tile(cfg.arch, layer.name, enc)
-        work = layer_work(
-            layer.name,
-            enc,
-            bitmap_slice_bits=cfg.arch.bitmap_slice_bits,
-            index_units=cfg.arch.index_units,
-            tile=tile,
-        )
+        with _on_tile(cfg.arch, layer.name):
+            tile = cfg.arch.tile_spec(enc.spec) if cfg.arch.is_tile else None
+            work = layer_work(  # on the tile, its stream: the layer checked
+                layer.name,
+                enc,
+                bitmap_slice_bits=cfg.arch.bitmap_slice_bits,
+                index_units=cfg.arch.index_units,
+                tile=tile,
+            )
         result = simulate_layer(
             work,
             reference,
